@@ -1,0 +1,1 @@
+"""Built-in connectors, each a plugin registered through the same hooks as third-party ones."""

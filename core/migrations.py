@@ -1,0 +1,287 @@
+"""The store's schema, as sqlite-utils migrations applied whenever the database is opened.
+
+Tables by pipeline stage:
+
+* pull: ``source_files``, ``source_cursors``, ``raw_records``, ``customers``, ``orders``,
+  ``order_lines``, ``rejects`` — one row per source record, keyed by the source's own key, so a
+  re-pull upserts in place.
+* resolve: ``people``, ``identity_links``, ``person_merges`` — merged persons; ``customers``
+  carries each record's ``person_id``.
+* measure and segment: ``person_features`` is derived data, rebuilt by the features stage;
+  ``segments`` and ``segment_members`` hold the materialised membership.
+* plan, push and record: ``sync_targets``, ``sync_state`` (the acknowledged baseline),
+  ``sync_outcomes`` (the last failed or rejected attempt per key), ``sync_journal`` (every batch,
+  written before it is sent), ``sync_log`` (row-level history), ``runs`` and ``source_runs``.
+
+A new step is appended, never edited once released: a released database has already run it.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("segsync")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            command TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            as_of TEXT,
+            exit_code INTEGER,
+            summary TEXT
+        );
+
+        CREATE TABLE source_runs (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            source TEXT NOT NULL,
+            status TEXT NOT NULL,
+            customers INTEGER NOT NULL DEFAULT 0,
+            orders INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            files_skipped INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            PRIMARY KEY (run_id, source)
+        );
+
+        CREATE TABLE source_files (
+            source TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            path TEXT NOT NULL,
+            rows INTEGER NOT NULL,
+            rejected INTEGER NOT NULL,
+            run_id INTEGER,
+            imported_at TEXT NOT NULL,
+            PRIMARY KEY (source, sha256)
+        );
+
+        CREATE TABLE source_cursors (
+            source TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (source, stream)
+        );
+
+        CREATE TABLE raw_records (
+            source TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            key TEXT NOT NULL,
+            origin TEXT,
+            data TEXT NOT NULL,
+            PRIMARY KEY (source, stream, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE customers (
+            source TEXT NOT NULL,
+            key TEXT NOT NULL,
+            person_id INTEGER,
+            is_guest INTEGER NOT NULL DEFAULT 0,
+            email_raw TEXT,
+            email TEXT,
+            email_error TEXT,
+            phone_raw TEXT,
+            phone TEXT,
+            phone_error TEXT,
+            first_name TEXT,
+            last_name TEXT,
+            city TEXT,
+            region TEXT,
+            country TEXT,
+            postal_code TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            birth_date TEXT,
+            gender TEXT,
+            email_consent TEXT,
+            email_consent_at TEXT,
+            sms_consent TEXT,
+            sms_consent_at TEXT,
+            created_at TEXT,
+            updated_at TEXT,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            origin TEXT,
+            record_hash TEXT NOT NULL,
+            changed_run INTEGER,
+            PRIMARY KEY (source, key)
+        );
+        CREATE INDEX customers_email ON customers(email) WHERE email IS NOT NULL;
+        CREATE INDEX customers_phone ON customers(phone) WHERE phone IS NOT NULL;
+        CREATE INDEX customers_person ON customers(person_id);
+
+        CREATE TABLE orders (
+            source TEXT NOT NULL,
+            key TEXT NOT NULL,
+            customer_key TEXT NOT NULL,
+            person_id INTEGER,
+            name TEXT,
+            ordered_at TEXT NOT NULL,
+            order_date TEXT NOT NULL,
+            currency TEXT,
+            total REAL NOT NULL,
+            refunded REAL NOT NULL DEFAULT 0,
+            cancelled_at TEXT,
+            test INTEGER NOT NULL DEFAULT 0,
+            financial_status TEXT,
+            location TEXT,
+            channel TEXT,
+            updated_at TEXT,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            origin TEXT,
+            record_hash TEXT NOT NULL,
+            changed_run INTEGER,
+            PRIMARY KEY (source, key)
+        );
+        CREATE INDEX orders_customer ON orders(source, customer_key);
+        CREATE INDEX orders_person ON orders(person_id, order_date);
+
+        CREATE TABLE order_lines (
+            source TEXT NOT NULL,
+            order_key TEXT NOT NULL,
+            key TEXT NOT NULL,
+            title TEXT,
+            sku TEXT,
+            vendor TEXT,
+            category TEXT,
+            product_tags TEXT NOT NULL DEFAULT '[]',
+            quantity REAL NOT NULL DEFAULT 1,
+            price REAL,
+            amount REAL,
+            PRIMARY KEY (source, order_key, key)
+        );
+
+        CREATE TABLE rejects (
+            source TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            line INTEGER,
+            field TEXT,
+            reason TEXT NOT NULL,
+            raw TEXT,
+            run_id INTEGER,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (source, stream, origin)
+        );
+
+        CREATE TABLE people (
+            id INTEGER PRIMARY KEY,
+            email TEXT,
+            phone TEXT,
+            first_name TEXT,
+            last_name TEXT,
+            city TEXT,
+            region TEXT,
+            country TEXT,
+            postal_code TEXT,
+            birth_date TEXT,
+            gender TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            attributes TEXT NOT NULL DEFAULT '{}',
+            sources TEXT NOT NULL DEFAULT '[]',
+            email_consent TEXT,
+            email_consent_at TEXT,
+            sms_consent TEXT,
+            sms_consent_at TEXT,
+            created_at TEXT,
+            created_run INTEGER,
+            updated_run INTEGER
+        );
+        CREATE INDEX people_email ON people(email);
+        CREATE INDEX people_phone ON people(phone);
+
+        CREATE TABLE person_merges (
+            old_id INTEGER PRIMARY KEY,
+            new_id INTEGER NOT NULL,
+            run_id INTEGER,
+            merged_at TEXT NOT NULL
+        );
+
+        CREATE TABLE identity_links (
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            person_id INTEGER NOT NULL,
+            PRIMARY KEY (kind, value)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE segments (
+            name TEXT PRIMARY KEY,
+            definition_hash TEXT NOT NULL,
+            run_id INTEGER,
+            as_of TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            computed_at TEXT NOT NULL
+        );
+
+        CREATE TABLE segment_members (
+            segment TEXT NOT NULL,
+            person_id INTEGER NOT NULL,
+            PRIMARY KEY (segment, person_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE sync_targets (
+            sync TEXT PRIMARY KEY,
+            destination TEXT NOT NULL,
+            target TEXT NOT NULL,
+            remote_id TEXT,
+            config_hash TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE sync_state (
+            sync TEXT NOT NULL,
+            key TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            person_id INTEGER,
+            payload_hash TEXT,
+            payload TEXT,
+            acked_run INTEGER,
+            acked_at TEXT,
+            PRIMARY KEY (sync, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE sync_outcomes (
+            sync TEXT NOT NULL,
+            key TEXT NOT NULL,
+            op TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT,
+            payload_hash TEXT,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            run_id INTEGER,
+            PRIMARY KEY (sync, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE sync_journal (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            sync TEXT NOT NULL,
+            op TEXT NOT NULL,
+            keys TEXT NOT NULL,
+            state TEXT NOT NULL,
+            remote_job TEXT,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+
+        CREATE TABLE sync_log (
+            run_id INTEGER NOT NULL,
+            sync TEXT NOT NULL,
+            key TEXT NOT NULL,
+            op TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX sync_log_run ON sync_log(run_id, sync);
+        CREATE INDEX sync_log_key ON sync_log(key);
+        """
+    )
