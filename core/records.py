@@ -122,12 +122,17 @@ class Cursor:
 
 @dataclass
 class FileSeen:
-    """A source read a whole file with this content hash; re-reading it can be skipped."""
+    """A source finished a file with this content hash, or skipped it as already imported.
+
+    A file is reported only once every row of it was yielded (so a crash mid-file re-reads the
+    file next time). ``skipped`` marks a file whose hash was in ``PullState.seen_files``.
+    """
 
     path: str
     sha256: str
-    rows: int
-    rejected: int
+    rows: int = 0
+    rejected: int = 0
+    skipped: bool = False
 
 
 Record = Customer | Order | Rejected | Cursor | FileSeen
