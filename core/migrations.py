@@ -86,6 +86,7 @@ def m001_initial(db: Database) -> None:
             source TEXT NOT NULL,
             key TEXT NOT NULL,
             person_id INTEGER,
+            link_id TEXT,
             is_guest INTEGER NOT NULL DEFAULT 0,
             email_raw TEXT,
             email TEXT,
@@ -117,6 +118,7 @@ def m001_initial(db: Database) -> None:
         CREATE INDEX customers_email ON customers(email) WHERE email IS NOT NULL;
         CREATE INDEX customers_phone ON customers(phone) WHERE phone IS NOT NULL;
         CREATE INDEX customers_person ON customers(person_id);
+        CREATE INDEX customers_link ON customers(link_id) WHERE link_id IS NOT NULL;
 
         CREATE TABLE orders (
             source TEXT NOT NULL,

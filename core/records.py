@@ -35,6 +35,10 @@ class Customer:
     key: str
     email: str | None = None
     phone: str | None = None
+    #: An id shared with other sources' records of the same person, namespaced by the system
+    #: that issued it (``square:CUST123`` in both Square's directory and its items export).
+    #: Records with equal ``link_id`` are one person, like records sharing an email.
+    link_id: str | None = None
     first_name: str | None = None
     last_name: str | None = None
     city: str | None = None
@@ -102,7 +106,11 @@ class Order:
 
 @dataclass
 class Rejected:
-    """A row a source could not turn into a record, kept with its reason."""
+    """A row a source could not turn into a record, kept with its reason.
+
+    ``whole_file`` marks the refusal of an entire file (a required column is missing): nothing
+    of it was imported, and the pull reports the file as an error rather than a bad row.
+    """
 
     stream: str
     origin: str
@@ -110,6 +118,7 @@ class Rejected:
     line: int | None = None
     field: str | None = None
     raw: dict[str, Any] | str | None = None
+    whole_file: bool = False
 
 
 @dataclass

@@ -282,11 +282,14 @@ def build_connector(
     return cls(name, config, settings.base_dir)
 
 
-def build_connectors(settings: Settings, plugins: Any) -> tuple[dict[str, Source], dict[str, Destination]]:
+def build_connectors(
+    settings: Settings, plugins: Any
+) -> tuple[dict[str, Source], dict[str, Destination]]:
     """Build every configured source and destination, collecting every problem before failing."""
     problems: list[str] = []
     built: dict[str, dict[str, Any]] = {"sources": {}, "destinations": {}}
-    for kind, lookup in (("sources", plugins.source_class), ("destinations", plugins.destination_class)):
+    lookups = (("sources", plugins.source_class), ("destinations", plugins.destination_class))
+    for kind, lookup in lookups:
         for name, table in getattr(settings, kind).items():
             try:
                 built[kind][name] = build_connector(

@@ -1,0 +1,183 @@
+"""The ``segsync`` command line.
+
+A fresh :class:`typer.Typer` is built per invocation by :func:`build_app`, after the plugins
+named by the config are loaded, so plugin commands (``register_commands``) and connectors are
+those of this invocation. :func:`main` is the one place errors turn into exit codes: a
+:class:`~segsync.core.errors.SegsyncError` prints one line per problem on stderr and exits
+with its code (DESIGN §6); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from segsync.plugins import Plugins, load_plugins
+
+from . import __version__
+from .errors import ConfigError, PluginError, SegsyncError
+from .settings import DEFAULT_CONFIG, Settings, build_connectors, load_settings
+from .store import open_store
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+ConfigOption = typer.Option(
+    None, "--config", "-c", help="Config file (default ./segsync.toml).", show_default=False
+)
+
+
+class AppState:
+    """What every command shares: the config path and lazily loaded settings and store."""
+
+    def __init__(self, plugins: Plugins, config: Path | None):
+        self.plugins = plugins
+        self.config = config
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config)
+
+    def connectors(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return build_connectors(self.settings, self.plugins)
+
+    @functools.cached_property
+    def db(self):
+        return open_store(self.settings.store.path)
+
+
+def _state(ctx: typer.Context) -> AppState:
+    return ctx.find_root().obj
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def pull_progress(enabled: bool) -> Progress:
+    """A progress display on stderr for long pulls and pushes; silent when not wanted."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} records"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not enabled,
+    )
+
+
+def build_app(plugins: Plugins) -> typer.Typer:
+    """Build the command tree, including commands contributed by plugins."""
+    from . import commands
+
+    app = typer.Typer(
+        name="segsync",
+        help="Turn your customers and orders into live marketing segments.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        rich_markup_mode=None,
+    )
+
+    @app.callback()
+    def root(
+        ctx: typer.Context,
+        config: Path | None = ConfigOption,
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+        version: bool = typer.Option(
+            False, "--version", help="Print the version and exit.", is_eager=True
+        ),
+    ) -> None:
+        if version:
+            out.print(f"segsync {__version__}")
+            raise typer.Exit()
+        state = ctx.obj if isinstance(ctx.obj, AppState) else AppState(plugins, config)
+        state.config = config if config is not None else state.config
+        ctx.obj = state
+
+    commands.register(app)
+    plugins.pm.hook.register_commands(app=app)
+    return app
+
+
+def _preparse(argv: list[str]) -> tuple[Path | None, bool]:
+    """Find --config and --debug before typer parses, because plugins must load first."""
+    config, debug = None, False
+    for i, arg in enumerate(argv):
+        if arg == "--debug":
+            debug = True
+        elif arg in ("--config", "-c") and i + 1 < len(argv):
+            config = Path(argv[i + 1])
+        elif arg.startswith("--config="):
+            config = Path(arg.split("=", 1)[1])
+    return config, debug
+
+
+def _plugin_dirs(config: Path | None) -> list[Path]:
+    # Plugins must load before the full config can be validated (connector tables are checked
+    # by plugin models); a config too broken to name its plugin folders fails later, properly.
+    try:
+        if config is None and not DEFAULT_CONFIG.exists():
+            return []
+        return load_settings(config).plugin_dirs
+    except ConfigError:
+        return []
+
+
+def error(message: str) -> None:
+    """One error line on stderr; the message is printed as is, never as markup."""
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+
+
+def warning(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
+
+
+def report_error(exc: SegsyncError) -> None:
+    for line in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
+        error(line)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI and turn errors into exit codes."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config, debug = _preparse(argv)
+    try:
+        plugins = load_plugins(_plugin_dirs(config))
+        command = typer.main.get_command(build_app(plugins))
+        code = command.main(argv, prog_name="segsync", standalone_mode=False,
+                            obj=AppState(plugins, config))
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        err.print("aborted")
+        code = 1
+    except typer.TyperException as exc:  # usage errors: bad option, missing command (exit 2)
+        exc.show(file=sys.stderr)
+        code = exc.exit_code
+    except (SegsyncError, PluginError) as exc:
+        if debug:
+            raise
+        report_error(exc)
+        code = exc.exit_code
+    sys.exit(code or 0)
+
+
+def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> Table:
+    t = Table(title=title, show_lines=False)
+    for col in columns:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*["" if v is None else str(v) for v in row])
+    return t
