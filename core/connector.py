@@ -19,9 +19,13 @@ from .records import Record
 
 
 class ConnectorConfig(BaseModel):
-    """Base for connector config models: unknown keys are errors, so typos surface at once."""
+    """Base for connector config models: unknown keys are errors, so typos surface at once.
 
-    model_config = ConfigDict(extra="forbid")
+    Defaults are validated too, so a default ``ConfigPath`` is resolved against the config
+    file's folder like a written one.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
     #: The connector type; defaults to the table's name (``[sources.pos_csv]``).
     type: str | None = None

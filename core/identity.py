@@ -226,9 +226,11 @@ def _rebuild_profiles(db: Database, run_id: int | None) -> None:
                 SELECT DISTINCT j.value AS t FROM customers c, json_each(c.tags) j
                 WHERE c.person_id = p.person_id ORDER BY t)) AS tags,
             (SELECT json_group_object(k, v) FROM (
-                SELECT j.key AS k, j.value AS v FROM customers c, json_each(c.attributes) j
-                WHERE c.person_id = p.person_id
-                ORDER BY c.updated_at, c.changed_run, c.source, c.key)) AS attributes,
+                SELECT j.key AS k, j.value AS v, row_number() OVER (
+                    PARTITION BY j.key
+                    ORDER BY c.updated_at DESC, c.changed_run DESC, c.source, c.key) AS newest
+                FROM customers c, json_each(c.attributes) j
+                WHERE c.person_id = p.person_id ORDER BY k) WHERE newest = 1) AS attributes,
             (SELECT json_group_array(s) FROM (
                 SELECT DISTINCT c.source AS s FROM customers c
                 WHERE c.person_id = p.person_id ORDER BY s)) AS sources,

@@ -9,6 +9,7 @@ named plugins (an empty value loads none of them); built-ins always load.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 import importlib.util
 import os
@@ -163,17 +164,30 @@ def load_plugins(plugin_dirs: Iterable[Path] = ()) -> Plugins:
     for name, plugin in _extra:
         register(name, plugin, "registered in process")
 
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(
-            f"plugin {exc.plugin_name!r} implements a hook segsync does not have: {exc}"
-        ) from exc
+    _check_hook_names(pm)
 
     plugins = Plugins(pm=pm, origins=origins)
     _collect(pm, "register_sources", Source, plugins.sources)
     _collect(pm, "register_destinations", Destination, plugins.destinations)
     return plugins
+
+
+def _check_hook_names(pm: pluggy.PluginManager) -> None:
+    """Fail on an implementation whose name matches no hookspec (what pluggy's
+    ``check_pending`` checks), naming the plugin, the hook and the closest real hook."""
+    known = sorted(n for n in dir(hookspecs) if n.startswith("register_"))
+    for name, caller in vars(pm.hook).items():
+        if name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (hooks: {', '.join(known)})"
+            raise PluginError(
+                f"plugin {impl.plugin_name!r} implements {name!r}, which is not a segsync "
+                f"hook{hint}"
+            )
 
 
 def _collect(pm: pluggy.PluginManager, hook: str, base: type, into: dict[str, Registered]) -> None:
