@@ -26,7 +26,7 @@ from .errors import (
     SegsyncError,
     SourceError,
 )
-from .records import Customer, Cursor, FileSeen, Order, OrderLine, Rejected
+from .records import Cursor, Customer, FileSeen, Order, OrderLine, Rejected
 
 try:
     __version__ = version("segsync")

@@ -2,7 +2,7 @@
 
 This catalog is the contract between the features stage (which builds one ``person_features``
 row per person, see :mod:`segsync.core.features`) and the segment language (which type-checks
-queries against it, see :mod:`segsync.core.query`). Names follow Shopify's segment language
+queries against it, see :mod:`segsync.core.query_parser` and :mod:`segsync.core.query_compiler`). Names follow Shopify's segment language
 where Shopify has the attribute.
 
 Storage conventions in ``person_features``: dates are ``YYYY-MM-DD`` text in the store's time
