@@ -79,7 +79,7 @@ def pull_progress(enabled: bool) -> Progress:
 
 def build_app(plugins: Plugins) -> typer.Typer:
     """Build the command tree, including commands contributed by plugins."""
-    from . import commands
+    from . import commands, sync_commands
 
     app = typer.Typer(
         name="segsync",
@@ -107,6 +107,7 @@ def build_app(plugins: Plugins) -> typer.Typer:
         ctx.obj = state
 
     commands.register(app)
+    sync_commands.register(app)
     plugins.pm.hook.register_commands(app=app)
     return app
 

@@ -10,11 +10,23 @@ import typer
 
 from .cli import _print_json, _state, error, out, pull_progress, table, warning
 from .errors import ConfigError, SegsyncError
-from .pull import pull_sources
+from .pull import SourceResult, pull_sources
 from .runs import recent_runs, recorded
 from .store import run_lock
 
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
+StrictOption = typer.Option(
+    False, "--strict", help="Exit 1 when any row was rejected, not only when a source failed."
+)
+
+
+def pull_exit_code(results: list[SourceResult], strict: bool) -> int:
+    """1 when a source failed or a whole file was refused (an operator must act); rejected rows
+    are reported and kept in the store but exit 0 unless ``--strict``: re-running cannot fix
+    them, and exports routinely hold rows that are not customer data (anonymous sales)."""
+    if any(r.status == "failed" or r.file_errors for r in results):
+        return 1
+    return 1 if strict and any(r.counts.rejected for r in results) else 0
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +54,7 @@ def pull(
     full_refresh: bool = typer.Option(
         False, "--full-refresh", help="Ignore cursors and re-read files already imported."
     ),
+    strict: bool = StrictOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Pull customers and orders from the configured sources into the store."""
@@ -68,9 +81,8 @@ def pull(
             results = pull_sources(db, settings, sources, run.id, full_refresh=full_refresh,
                                    progress=tick)
         run.summary = {"sources": [r.as_dict() for r in results]}
-        failed = [r for r in results if r.status != "ok"]
-        run.status = "ok" if not failed else "partial"
-        run.exit_code = 1 if failed else 0
+        run.exit_code = pull_exit_code(results, strict)
+        run.status = "ok" if all(r.status == "ok" for r in results) else "partial"
     if as_json:
         _print_json({"run_id": run.id, **run.summary})
     else:

@@ -1,0 +1,212 @@
+"""``segsync run``, ``plan`` and ``log``: the scheduled job and its inspection."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import typer
+
+from .cli import _print_json, _state, error, out, pull_progress, table, warning
+from .commands import JsonOption
+from .push import sync_log_rows
+from .runner import (
+    close_all,
+    measure_and_segment,
+    plan_all,
+    pull_sources,
+    push_all,
+    removals_blocked,
+    resolve_as_of,
+    run_exit_code,
+)
+from .runs import recorded
+from .store import run_lock
+
+AsOfOption = typer.Option(
+    None, "--as-of", help="Compute segments as of this day (YYYY-MM-DD) instead of today.",
+    formats=["%Y-%m-%d"],
+)
+SyncOption = typer.Option(None, "--sync", help="Only these syncs (repeatable).")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(plan)
+    app.command()(log)
+
+
+def _as_date(value: dt.datetime | None) -> dt.date | None:
+    return value.date() if value else None
+
+
+def run(
+    ctx: typer.Context,
+    as_of: dt.datetime | None = AsOfOption,
+    allow_large_removals: bool = typer.Option(
+        False, "--allow-large-removals",
+        help="Send removals a guardrail would hold (above max_removal_share).",
+    ),
+    full_refresh: bool = typer.Option(False, "--full-refresh",
+                                      help="Re-read every source from the start."),
+    no_pull: bool = typer.Option(False, "--no-pull", help="Skip the pull; use the store as is."),
+    sync: list[str] = SyncOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run the whole job: pull, resolve, segment, and push membership changes."""
+    state = _state(ctx)
+    settings = state.settings
+    sources, destinations = state.connectors()
+    day = resolve_as_of(settings, _as_date(as_of))
+    db = state.db
+    try:
+        with run_lock(settings.store.path), recorded(db, "run", day.isoformat()) as record:
+            with pull_progress(not as_json) as progress:
+                tasks: dict[str, int] = {}
+
+                def tick(name: str, done: int, total: int | None = None) -> None:
+                    if name not in tasks:
+                        tasks[name] = progress.add_task(name, total=total)
+                    progress.update(tasks[name], completed=done, total=total)
+
+                pulled = [] if no_pull else pull_sources(
+                    db, settings, sources, record.id, full_refresh=full_refresh,
+                    progress=lambda name, n, _r: n % 500 == 0 and tick(f"pull {name}", n),
+                )
+                blocked = removals_blocked(db, sources, pulled)
+                sizes = measure_and_segment(db, settings, day, record.id)
+                reports = push_all(
+                    db, settings, destinations, record.id, blocked, allow_large_removals,
+                    only=sync, progress=lambda name, done, total: tick(f"push {name}", done,
+                                                                       total),
+                )
+            record.exit_code = run_exit_code(pulled, reports)
+            record.status = {0: "ok", 1: "partial", 4: "held"}[record.exit_code]
+            record.summary = {
+                "as_of": day.isoformat(),
+                "sources": [r.as_dict() for r in pulled],
+                "removals_blocked": blocked,
+                "segments": sizes,
+                "syncs": [r.as_dict() for r in reports],
+            }
+    finally:
+        close_all(sources)
+        close_all(destinations)
+    if as_json:
+        _print_json({"run_id": record.id, "exit_code": record.exit_code, **record.summary})
+    else:
+        _print_run(record.id, record.summary)
+    for r in pulled:
+        if r.error:
+            error(f"source {r.name}: {r.error}")
+        for origin, reason in r.file_errors.items():
+            error(f"{origin}: {reason}")
+    for report in reports:
+        if report.error:
+            error(f"sync {report.name}: {report.error}")
+        elif report.result and report.result.error:
+            error(f"sync {report.name}: {report.result.error}")
+        if report.exit_code == 4:
+            warning(f"sync {report.name}: {report.plan.get('held')} removals held "
+                    f"({report.plan.get('held_reason')}); rerun with --allow-large-removals "
+                    "to send them")
+    raise typer.Exit(record.exit_code)
+
+
+def _print_run(run_id: int, summary: dict) -> None:
+    out.print(f"run {run_id} as of {summary['as_of']}")
+    if summary["sources"]:
+        out.print(table(
+            ["source", "status", "customers", "orders", "rejected", "skipped files"],
+            [[s["source"], s["status"], s["customers"], s["orders"], s["rejected"],
+              s["files_skipped"]] for s in summary["sources"]],
+        ))
+    out.print(table(["segment", "members"], [[k, v] for k, v in summary["segments"].items()]))
+    out.print(table(
+        ["sync", "status", "added", "updated", "removed", "rejected", "failed", "invalid",
+         "held", "calls"],
+        [[s["sync"], s.get("status", "-"), s.get("added", 0), s.get("updated", 0),
+          s.get("removed", 0), s.get("rejected", 0), s.get("failed", 0), s.get("invalid", 0),
+          s.get("held", 0), s.get("write_calls", 0)] for s in summary["syncs"]],
+    ))
+
+
+def plan(
+    ctx: typer.Context,
+    as_of: dt.datetime | None = AsOfOption,
+    allow_large_removals: bool = typer.Option(False, "--allow-large-removals",
+                                              help="Plan as if large removals were allowed."),
+    sync: list[str] = SyncOption,
+    limit: int = typer.Option(20, help="How many changes of each sync to list."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show what a run would change at each destination, changing nothing.
+
+    Features and segments are recomputed from the store inside a transaction that is rolled
+    back, so the plan reflects today's data and the store is left exactly as it was. It does
+    not pull: run 'segsync pull' first for fresh data.
+    """
+    state = _state(ctx)
+    settings = state.settings
+    _, destinations = state.connectors()
+    day = resolve_as_of(settings, _as_date(as_of))
+    db = state.db
+    with run_lock(settings.store.path):
+        db.execute("BEGIN")
+        try:
+            sizes = measure_and_segment(db, settings, day, None)
+            reports = plan_all(db, settings, destinations, None, allow_large_removals,
+                               only=sync, sample=limit)
+        finally:
+            db.conn.rollback()
+    data = {"as_of": day.isoformat(), "segments": sizes, "syncs": [r.as_dict() for r in reports]}
+    if as_json:
+        _print_json(data)
+    else:
+        for r in data["syncs"]:
+            if r.get("error"):
+                error(f"sync {r['sync']}: {r['error']}")
+                continue
+            out.print(f"[bold]{r['sync']}[/bold] → {r['destination']}:{r['target']}: "
+                      f"+{r['adds']} add, ~{r['updates']} update, -{r['removes']} remove, "
+                      f"{r['held']} held, {r['invalid']} invalid, {r['unchanged']} unchanged")
+            for c in r.get("changes", []):
+                out.print(f"    {c['op']:<6} {c['key']}", markup=False)
+            if r["adds"] + r["updates"] + r["removes"] > len(r.get("changes", [])):
+                out.print("    … (--limit to see more)", markup=False)
+            for c in r.get("held_changes", []):
+                out.print(f"    held   {c['op']:<6} {c['key']}", markup=False)
+            for reason, n in r.get("invalid_reasons", {}).items():
+                out.print(f"    invalid: {n} × {reason}", markup=False)
+    raise typer.Exit(4 if any(r.get("held") for r in data["syncs"]) else 0)
+
+
+def log(
+    ctx: typer.Context,
+    run_id: int | None = typer.Option(None, "--run", help="Only this run."),
+    sync: str | None = typer.Option(None, "--sync", help="Only this sync."),
+    key: str | None = typer.Option(None, "--key", help="Only this email or phone."),
+    outcome: str | None = typer.Option(
+        None, "--outcome", help="Only this outcome (ok, rejected, failed, …)."),
+    limit: int = typer.Option(100, help="How many rows, newest first."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Row-level history of what was sent where, with outcomes and reasons."""
+    state = _state(ctx)
+    if key is not None:
+        from .identity import normalise_email, normalise_phone
+
+        key = normalise_email(key)[0] or normalise_phone(
+            key, state.settings.store.default_region)[0] or key
+    rows = sync_log_rows(state.db, run_id=run_id, sync=sync, key=key, outcome=outcome,
+                         limit=limit)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print("no log rows match")
+        return
+    columns = list(rows[0])
+    out.print(table(columns, [[r[c] for c in columns] for r in rows]))
+
+
+
