@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,10 @@ from .errors import ConfigError, PluginError, SegsyncError
 from .settings import DEFAULT_CONFIG, Settings, build_connectors, load_settings
 from .store import open_store
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Piped output (cron mail, CI logs) gets wide tables instead of rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 160))
+err = Console(stderr=True, highlight=False, width=_WIDTH)
+out = Console(highlight=False, width=_WIDTH)
 
 ConfigOption = typer.Option(
     None, "--config", "-c", help="Config file (default ./segsync.toml).", show_default=False
@@ -79,7 +82,7 @@ def pull_progress(enabled: bool) -> Progress:
 
 def build_app(plugins: Plugins) -> typer.Typer:
     """Build the command tree, including commands contributed by plugins."""
-    from . import commands, sync_commands
+    from . import commands, segment_commands, sync_commands
 
     app = typer.Typer(
         name="segsync",
@@ -108,6 +111,7 @@ def build_app(plugins: Plugins) -> typer.Typer:
 
     commands.register(app)
     sync_commands.register(app)
+    segment_commands.register(app)
     plugins.pm.hook.register_commands(app=app)
     return app
 

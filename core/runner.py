@@ -26,6 +26,7 @@ from .pull import SourceResult, pull_sources
 from .push import SyncResult, push
 from .segments import materialise
 from .settings import Settings
+from .templates import TEMPLATES
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def measure_and_segment(db: Database, settings: Settings, as_of: dt.date,
                         run_id: int | None) -> dict[str, int]:
     """Rebuild the features and every segment's membership; return segment sizes."""
     compute_features(db, as_of)
-    return materialise(db, settings.segments, as_of, run_id)
+    return materialise(db, settings.segments, as_of, run_id, TEMPLATES)
 
 
 def removals_blocked(db: Database, sources: dict[str, Source],
