@@ -87,7 +87,8 @@ class Capabilities:
 
     ``max_batch`` bounds the changes in one :meth:`Destination.apply` call, ``max_concurrency``
     the calls in flight at once for one account. ``fields`` are the profile fields it can sync
-    (``first_name``, ``last_name``, …); an empty tuple means membership only.
+    (``first_name``, ``last_name``, …); an empty tuple means membership only, and ``("*",)``
+    any field name (files).
     """
 
     identity: IdentityKind

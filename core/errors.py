@@ -94,4 +94,12 @@ class RetriableError(ConnectorError):
 
 
 class FatalError(ConnectorError):
-    """A failure that repeating the request will not fix (bad credentials, bad request)."""
+    """A failure that repeating the request will not fix (bad credentials, bad request).
+
+    ``status`` is the HTTP status when there was one: a 400/413/422 means the batch's content
+    was refused, which the push executor answers by splitting the batch to find the record.
+    """
+
+    def __init__(self, message: str, status: int | None = None):
+        self.status = status
+        super().__init__(message)

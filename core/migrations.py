@@ -232,6 +232,7 @@ def m001_initial(db: Database) -> None:
         CREATE TABLE sync_targets (
             sync TEXT PRIMARY KEY,
             destination TEXT NOT NULL,
+            destination_type TEXT NOT NULL,
             target TEXT NOT NULL,
             remote_id TEXT,
             config_hash TEXT NOT NULL,
@@ -257,8 +258,10 @@ def m001_initial(db: Database) -> None:
             status TEXT NOT NULL,
             reason TEXT,
             payload_hash TEXT,
+            config_hash TEXT,
             attempts INTEGER NOT NULL DEFAULT 1,
             run_id INTEGER,
+            updated_at TEXT,
             PRIMARY KEY (sync, key)
         ) WITHOUT ROWID;
 
@@ -266,13 +269,17 @@ def m001_initial(db: Database) -> None:
             id INTEGER PRIMARY KEY,
             run_id INTEGER NOT NULL,
             sync TEXT NOT NULL,
-            op TEXT NOT NULL,
-            keys TEXT NOT NULL,
+            ops TEXT NOT NULL,
+            changes TEXT NOT NULL,
+            size INTEGER NOT NULL,
             state TEXT NOT NULL,
             remote_job TEXT,
+            calls INTEGER,
+            error TEXT,
             created_at TEXT NOT NULL,
             finished_at TEXT
         );
+        CREATE INDEX sync_journal_state ON sync_journal(sync, state);
 
         CREATE TABLE sync_log (
             run_id INTEGER NOT NULL,

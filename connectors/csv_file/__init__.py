@@ -1,8 +1,10 @@
-"""CSV/JSONL files as a destination."""
+"""CSV files as a destination: each target is a CSV of its members plus a JSONL change log."""
 
 from segsync.plugins import hookimpl
+
+from .destination import CsvFileDestination
 
 
 @hookimpl
 def register_destinations(register):
-    pass
+    register(CsvFileDestination)
