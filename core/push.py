@@ -91,7 +91,7 @@ class _Sent:
 def _record_caused(exc: FatalError) -> bool:
     # Connectors put the HTTP status on the error; without one, a fatal error is assumed to be
     # about the account or the request as a whole, which splitting cannot fix.
-    return getattr(exc, "status", None) in RECORD_CAUSED_STATUS
+    return exc.status in RECORD_CAUSED_STATUS
 
 
 def _send(

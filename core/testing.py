@@ -68,14 +68,6 @@ class Fault:
     retry_after: float | None = None
 
 
-def fatal_error(message: str, status: int | None = None) -> FatalError:
-    """A FatalError carrying an HTTP ``status``, as HTTP connectors raise it; the executor
-    splits batches on the statuses that blame the request's content."""
-    exc = FatalError(message)
-    exc.status = status  # type: ignore[attr-defined]
-    return exc
-
-
 class MemoryConfig(ConnectorConfig):
     """Capabilities of the fake, so tests can shape it like any real destination."""
 
@@ -197,12 +189,12 @@ class MemoryDestination(Destination):
             if fault is not None and fault.kind == "before":
                 raise RetriableError("injected 503 before apply", retry_after=fault.retry_after)
             if fault is not None and fault.kind == "fatal":
-                raise fatal_error("injected 401: bad credentials")
+                raise FatalError("injected 401: bad credentials")
             if fault is not None and fault.kind == "bad_request":
-                raise fatal_error("injected 400: bad request", status=400)
+                raise FatalError("injected 400: bad request", status=400)
             bad = sorted(self.poisoned.intersection(c.key for c in changes))
             if bad:
-                raise fatal_error(f"400: invalid record {bad[0]}", status=400)
+                raise FatalError(f"400: invalid record {bad[0]}", status=400)
             with self._lock:
                 outcomes = [self._apply_one(target.name, change) for change in changes]
             # The write has landed; the caller still sees an error, as after a timeout.
