@@ -116,17 +116,31 @@ def build_app(plugins: Plugins) -> typer.Typer:
     return app
 
 
-def _preparse(argv: list[str]) -> tuple[Path | None, bool]:
-    """Find --config and --debug before typer parses, because plugins must load first."""
-    config, debug = None, False
-    for i, arg in enumerate(argv):
-        if arg == "--debug":
+def _preparse(argv: list[str]) -> tuple[Path | None, bool, list[str]]:
+    """Take --config and --debug out of the arguments, wherever they stand.
+
+    Plugins must load before typer parses (they add commands), and users write both
+    ``segsync --config x.toml pull`` and ``segsync pull --config x.toml``.
+    """
+    config, debug, rest = None, False, []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            rest.append(arg)
+            rest.extend(args)
+        elif arg == "--debug":
             debug = True
-        elif arg in ("--config", "-c") and i + 1 < len(argv):
-            config = Path(argv[i + 1])
+        elif arg in ("--config", "-c"):
+            value = next(args, None)
+            if value is None:
+                rest.append(arg)  # let typer report the missing value
+            else:
+                config = Path(value)
         elif arg.startswith("--config="):
             config = Path(arg.split("=", 1)[1])
-    return config, debug
+        else:
+            rest.append(arg)
+    return config, debug, rest
 
 
 def _plugin_dirs(config: Path | None) -> list[Path]:
@@ -157,7 +171,7 @@ def report_error(exc: SegsyncError) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn errors into exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    config, debug = _preparse(argv)
+    config, debug, argv = _preparse(argv)
     try:
         plugins = load_plugins(_plugin_dirs(config))
         command = typer.main.get_command(build_app(plugins))

@@ -301,7 +301,9 @@ class StoreWriter:
                                  [(k,) for _, k in keys])
         known = dict(
             self.db.execute(
-                "SELECT o.key, o.record_hash FROM orders o JOIN temp.ingest_keys k "
+                # CROSS JOIN pins the loop order: probe the orders primary key once per
+                # buffered key, instead of scanning the source's orders for every batch.
+                "SELECT o.key, o.record_hash FROM temp.ingest_keys k CROSS JOIN orders o "
                 "ON o.source = ? AND o.key = k.key",
                 [self.source],
             ).fetchall()

@@ -33,6 +33,7 @@ __all__ = ["DEFAULT_PLUGINS", "Plugins", "hookimpl", "load_plugins", "extra_plug
 DEFAULT_PLUGINS = (
     "segsync.connectors.pos_csv",
     "segsync.connectors.csv_file",
+    "segsync.connectors.shopify",
 )
 
 ENTRY_POINT_GROUP = "segsync"
