@@ -411,9 +411,12 @@ def _build(
         f"CREATE TEMP TABLE {t}_desired (key TEXT PRIMARY KEY, person_id INTEGER, "
         "consent TEXT, payload TEXT, payload_hash TEXT)"
     )
+    # The hash covers consent as well as the payload: a refusal that depended on consent (a
+    # contact skipped for lacking it) must be retried once the person subscribes.
     db.execute(
         f"INSERT INTO {t}_desired SELECT key, person_id, consent, payload, "
-        f"segsync_sha256(payload) FROM {t}_people WHERE reason IS NULL"
+        f"segsync_sha256(coalesce(consent, '') || char(31) || payload) "
+        f"FROM {t}_people WHERE reason IS NULL"
     )
 
     plan.previous_target = _previous_target(db, plan)

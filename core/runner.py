@@ -24,6 +24,7 @@ from .features import compute_features
 from .plan import Plan, plan_sync
 from .pull import SourceResult, pull_sources
 from .push import SyncResult, push
+from .reconcile import reconcile
 from .segments import materialise
 from .settings import Settings
 from .templates import TEMPLATES
@@ -78,6 +79,7 @@ class SyncReport:
     plan: dict[str, Any] = field(default_factory=dict)
     result: SyncResult | None = None
     error: str | None = None
+    reconcile: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -89,6 +91,8 @@ class SyncReport:
         out: dict[str, Any] = {"sync": self.name, **self.plan}
         if self.result is not None:
             out.update(self.result.as_dict())
+        if self.reconcile is not None:
+            out["reconcile"] = self.reconcile
         if self.error:
             out["status"], out["error"] = "failed", self.error
         return out
@@ -140,13 +144,21 @@ def plan_all(db: Database, settings: Settings, destinations: dict[str, Destinati
 def push_all(db: Database, settings: Settings, destinations: dict[str, Destination],
              run_id: int, blocked: str | None, allow_large_removals: bool,
              only: list[str] | None = None,
-             progress: Callable[[str, int, int], None] | None = None) -> list[SyncReport]:
-    """Plan and push every enabled sync; one failing sync or destination never stops another."""
+             progress: Callable[[str, int, int], None] | None = None,
+             reconcile_first: bool = False) -> list[SyncReport]:
+    """Plan and push every enabled sync; one failing sync or destination never stops another.
+
+    With ``reconcile_first`` each sync's baseline is first rewritten to what its target really
+    holds, so the push also repairs changes made by hand at the destination.
+    """
     reports = []
     for name in selected_syncs(settings, only):
         report = SyncReport(name)
         destination = destinations[settings.syncs[name].destination]
         try:
+            if reconcile_first:
+                report.reconcile = reconcile(db, name, settings.syncs[name], destination,
+                                             run_id=run_id).as_dict()
             with planned(db, settings, name, destination, blocked, allow_large_removals) as plan:
                 report.plan = plan_summary(plan, blocked)
                 report.result = push(

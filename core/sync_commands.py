@@ -49,6 +49,10 @@ def run(
     full_refresh: bool = typer.Option(False, "--full-refresh",
                                       help="Re-read every source from the start."),
     no_pull: bool = typer.Option(False, "--no-pull", help="Skip the pull; use the store as is."),
+    reconcile: bool = typer.Option(
+        False, "--reconcile",
+        help="Read each target's members first and repair changes made at the destination.",
+    ),
     sync: list[str] = SyncOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -78,6 +82,7 @@ def run(
                     db, settings, destinations, record.id, blocked, allow_large_removals,
                     only=sync, progress=lambda name, done, total: tick(f"push {name}", done,
                                                                        total),
+                    reconcile_first=reconcile,
                 )
             record.exit_code = run_exit_code(pulled, reports)
             record.status = {0: "ok", 1: "partial", 4: "held"}[record.exit_code]

@@ -34,6 +34,7 @@ DEFAULT_PLUGINS = (
     "segsync.connectors.pos_csv",
     "segsync.connectors.csv_file",
     "segsync.connectors.shopify",
+    "segsync.connectors.mailchimp",
 )
 
 ENTRY_POINT_GROUP = "segsync"

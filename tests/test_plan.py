@@ -288,6 +288,20 @@ def test_a_rejected_add_is_not_retried_until_its_payload_changes():
         assert (plan.adds, plan.suppressed) == (1, 0)
 
 
+def test_a_rejected_add_is_retried_when_the_persons_consent_changes():
+    # A destination may refuse someone for lacking consent; once they subscribe, try again.
+    h = make(consent="subscribed_or_pending")
+    add_people(h, 1)
+    h.update(1, email_subscription_status="PENDING")
+    h.destination.reject("p1@shop.test", reason="no email marketing consent")
+    assert h.run().rejected == 1
+    with h.plan() as plan:
+        assert (plan.adds, plan.suppressed) == (0, 1)
+    h.update(1, email_subscription_status="SUBSCRIBED")
+    with h.plan() as plan:
+        assert (plan.adds, plan.suppressed) == (1, 0)
+
+
 def test_a_rejected_removal_is_not_retried_until_the_op_changes():
     h = make()
     add_people(h, 10)
