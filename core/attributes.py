@@ -2,8 +2,9 @@
 
 This catalog is the contract between the features stage (which builds one ``person_features``
 row per person, see :mod:`segsync.core.features`) and the segment language (which type-checks
-queries against it, see :mod:`segsync.core.query_parser` and :mod:`segsync.core.query_compiler`). Names follow Shopify's segment language
-where Shopify has the attribute.
+queries against it, see :mod:`segsync.core.query_parser` and
+:mod:`segsync.core.query_compiler`). Names follow Shopify's segment language where Shopify has
+the attribute.
 
 Storage conventions in ``person_features``: dates are ``YYYY-MM-DD`` text in the store's time
 zone; lists are JSON arrays of strings; enums are upper-case text; ``attributes`` is a JSON
@@ -76,6 +77,47 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("birth_date", "date", "date of birth where a source provides it"),
     Attribute("age", "integer", "whole years from birth_date to as-of"),
     Attribute("gender", "string", "gender as a source provides it (never inferred)"),
+    # Built-in scores, computed by segsync.core.scores after the features.
+    Attribute("recency_score", "integer",
+              "RFM R, 1-5 by fifths of buyers (5 = most recent); null without orders"),
+    Attribute("frequency_score", "integer",
+              "RFM F, 1-5 by fifths of buyers by number_of_orders; null without orders"),
+    Attribute("monetary_score", "integer",
+              "RFM M, 1-5 by fifths of buyers by amount_spent; null without orders"),
+    Attribute("rfm_score", "string", "the three RFM scores written together, such as '545'"),
+    Attribute("rfm_group", "enum", "named RFM group from the R x F x M map (core/rfm_map.toml)",
+              ("CHAMPIONS", "LOYAL_CUSTOMERS", "POTENTIAL_LOYALISTS", "NEW_CUSTOMERS",
+               "PROMISING", "NEED_ATTENTION", "ABOUT_TO_SLEEP", "AT_RISK", "CANT_LOSE_THEM",
+               "HIBERNATING", "LOST")),
+    Attribute("lifecycle_stage", "enum",
+              "the first stage that applies, in the order listed ([scoring] n_*_days, at_risk_k)",
+              ("PROSPECT", "NEW", "REACTIVATED", "LOST", "LAPSED", "AT_RISK", "ACTIVE")),
+    Attribute("is_fading_regular", "boolean",
+              "a regular now well past their usual gap between orders ([scoring] fading_*)"),
+    Attribute("usage_tier", "enum",
+              "HEAVY / MEDIUM / LIGHT buyer over the last 12 months; null without orders in them",
+              ("HEAVY", "MEDIUM", "LIGHT")),
+    Attribute("spend_percentile", "float",
+              "share of buyers (0-100) who spent strictly less; >= 90 is the top 10 %"),
+    Attribute("is_seasonal_buyer", "boolean",
+              "bought in a past season window ([scoring] seasonal_*) and orders mostly in it"),
+    Attribute("bought_this_time_last_year", "boolean",
+              "ordered around the as-of date one year back (by default 14 days either side)"),
+    Attribute("birthday_in_days", "integer",
+              "days until the next birthday (0 = today), from birth_date ignoring the year"),
+    Attribute("first_order_anniversary_in_days", "integer",
+              "days until the next anniversary of first_order_date (0 = today)"),
+    Attribute("expected_next_order_date", "date",
+              "last_order_date plus the mean gap between order dates (two order dates needed)"),
+    Attribute("top_category", "string", "the category with the largest share of line amounts"),
+    Attribute("top_category_share", "float", "top_category's share of line amounts, 0-1"),
+    Attribute("p_alive", "float", "modelled probability (BG/NBD) that the customer is active"),
+    Attribute("churn_risk", "float", "1 - p_alive"),
+    Attribute("expected_purchases_90d", "float", "modelled purchase days in the next 90 days"),
+    Attribute("clv", "float", "modelled discounted value of future purchases"),
+    Attribute("predicted_spend_tier", "enum",
+              "HIGH (top 30 %), MEDIUM or LOW (bottom 10 %) modelled spend over the next year",
+              ("HIGH", "MEDIUM", "LOW")),
 )
 
 BY_NAME = {a.name: a for a in ATTRIBUTES}

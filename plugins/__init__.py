@@ -35,6 +35,8 @@ DEFAULT_PLUGINS = (
     "segsync.connectors.csv_file",
     "segsync.connectors.shopify",
     "segsync.connectors.mailchimp",
+    "segsync.connectors.klaviyo",
+    "segsync.connectors.simpletexting",
 )
 
 ENTRY_POINT_GROUP = "segsync"

@@ -16,14 +16,12 @@ crash leaves both files byte-identical.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from segsync.core.connector import (
     Target,
 )
 from segsync.core.errors import ConfigError
+from segsync.core.files import atomic_write
 from segsync.core.plan import ANY_FIELD
 from segsync.core.settings import ConfigPath
 
@@ -64,16 +63,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
     return str(value)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the directory entry is; not every platform allows it.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class CsvFileDestination(Destination):
@@ -175,18 +164,7 @@ class CsvFileDestination(Destination):
         writer.writerow([key_column, *columns])
         for key in sorted(rows):
             writer.writerow([key, *(rows[key].get(c, "") for c in columns)])
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                fh.write(buffer.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(path.parent)
+        atomic_write(path, buffer.getvalue(), newline="")
 
     def _append(self, path: Path, lines: list[str]) -> None:
         # One write of whole lines with O_APPEND: a crash can at worst tear the last line.
