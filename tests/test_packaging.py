@@ -9,7 +9,6 @@ import tomllib
 import zipfile
 
 import pytest
-
 from conftest import REPO
 
 MAPPED = {"core": "segsync.core", "plugins": "segsync.plugins", "connectors": "segsync.connectors"}

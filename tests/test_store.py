@@ -11,7 +11,7 @@ import pytest
 from segsync.core.errors import LockedError
 from segsync.core.ingest import StoreWriter
 from segsync.core.migrations import migrations
-from segsync.core.records import Customer, Cursor, FileSeen, Order, OrderLine, Rejected
+from segsync.core.records import Cursor, Customer, FileSeen, Order, OrderLine, Rejected
 from segsync.core.store import open_store, run_lock
 
 
