@@ -323,21 +323,33 @@ def write_predictions(
     bg, gg = models.bgnbd, models.gamma_gamma
 
     h = group_histories(summary.x, summary.t_x, summary.T)
-    purchases = np.column_stack([
-        bg.expected_purchases(t / DAYS_PER_WEEK, h.x, h.t_x, h.T)
-        for t in (horizon_days, TIER_HORIZON_DAYS)
-    ])[h.inverse]
-    discounted = discounted_purchases(
-        bg, h.x, h.t_x, h.T, months=clv_months, discount_rate=discount_rate,
-        days_per_unit=DAYS_PER_WEEK,
-    )[h.inverse]
-    p_alive = bg.p_alive(h.x, h.t_x, h.T)[h.inverse]
-    churn = bg.churn_risk(h.x, h.t_x, h.T)[h.inverse]
-    spend = gg.expected_spend(summary.x, summary.mbar)
-    clv = discounted * spend
-    year_value = purchases[:, 1] * spend
+    # Overflow in an extreme fit is caught below as non-finite values, not printed as warnings.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        purchases = np.column_stack([
+            bg.expected_purchases(t / DAYS_PER_WEEK, h.x, h.t_x, h.T)
+            for t in (horizon_days, TIER_HORIZON_DAYS)
+        ])[h.inverse]
+        discounted = discounted_purchases(
+            bg, h.x, h.t_x, h.T, months=clv_months, discount_rate=discount_rate,
+            days_per_unit=DAYS_PER_WEEK,
+        )[h.inverse]
+        p_alive = bg.p_alive(h.x, h.t_x, h.T)[h.inverse]
+        churn = bg.churn_risk(h.x, h.t_x, h.T)[h.inverse]
+        spend = gg.expected_spend(summary.x, summary.mbar)
+        clv = discounted * spend
+        year_value = purchases[:, 1] * spend
     tiers = spend_tiers(year_value)
 
+    # Extreme fits (a and b in the millions on a small shop) overflow the closed forms; a
+    # prediction that is not a number must not reach a segment, so the whole set is refused.
+    for label, values in (("P(alive)", p_alive), ("expected purchases", purchases),
+                          ("expected spend", spend), ("CLV", clv)):
+        if not np.all(np.isfinite(values)):
+            raise SegsyncError(
+                f"the fitted model gives non-finite {label} for some people "
+                f"(r={bg.r:.3g}, alpha={bg.alpha:.3g}, a={bg.a:.3g}, b={bg.b:.3g}); "
+                "more purchase history is needed"
+            )
     purchases_column = f"expected_purchases_{horizon_days}d"
     rows = zip(
         summary.person_id.tolist(),

@@ -22,9 +22,11 @@ from .connector import Destination, Source
 from .errors import SegsyncError
 from .features import compute_features
 from .plan import Plan, plan_sync
+from .predict import write_predictions
 from .pull import SourceResult, pull_sources
 from .push import SyncResult, push
 from .reconcile import reconcile
+from .scores import add_scores
 from .segments import materialise
 from .settings import Settings
 from .templates import TEMPLATES
@@ -43,10 +45,23 @@ def resolve_as_of(settings: Settings, override: dt.date | None) -> dt.date:
 
 
 def measure_and_segment(db: Database, settings: Settings, as_of: dt.date,
-                        run_id: int | None) -> dict[str, int]:
-    """Rebuild the features and every segment's membership; return segment sizes."""
+                        run_id: int | None) -> tuple[dict[str, int], str | None]:
+    """Rebuild the features, scores and predictions, then every segment's membership.
+
+    Returns the segment sizes and, when the predictive models could not be fitted (too little
+    history, no convergence), why: segments on other attributes still run, and those on
+    predictions see nulls rather than a failed run.
+    """
     compute_features(db, as_of)
-    return materialise(db, settings.segments, as_of, run_id, TEMPLATES)
+    skipped = None
+    if settings.scoring.predictions:
+        try:
+            write_predictions(db, as_of, clv_months=settings.scoring.clv_months)
+        except SegsyncError as exc:
+            skipped = f"predictions skipped: {exc}"
+            log.warning("%s", skipped)
+    add_scores(db, as_of, settings.scoring, predictions=skipped is None)
+    return materialise(db, settings.segments, as_of, run_id, TEMPLATES), skipped
 
 
 def removals_blocked(db: Database, sources: dict[str, Source],

@@ -9,9 +9,8 @@ import typer
 from .cli import _print_json, _state, out, table
 from .commands import JsonOption
 from .errors import ConfigError
-from .features import compute_features
 from .predict import fit_from_store
-from .runner import resolve_as_of
+from .runner import measure_and_segment, resolve_as_of
 from .segments import compile_segment, explain, preview
 from .sync_commands import AsOfOption, _as_date
 from .templates import TEMPLATES, describe_templates
@@ -87,7 +86,7 @@ def preview_segment(ctx: typer.Context, name: str, as_of: dt.datetime | None = A
     # preview never changes what the last run stored.
     db.execute("BEGIN")
     try:
-        compute_features(db, day)
+        measure_and_segment(db, state.settings, day, None)
         size, rows = preview(db, name, seg, day, limit, TEMPLATES)
     finally:
         db.conn.rollback()

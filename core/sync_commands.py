@@ -77,7 +77,7 @@ def run(
                     progress=lambda name, n, _r: n % 500 == 0 and tick(f"pull {name}", n),
                 )
                 blocked = removals_blocked(db, sources, pulled)
-                sizes = measure_and_segment(db, settings, day, record.id)
+                sizes, predictions_note = measure_and_segment(db, settings, day, record.id)
                 reports = push_all(
                     db, settings, destinations, record.id, blocked, allow_large_removals,
                     only=sync, progress=lambda name, done, total: tick(f"push {name}", done,
@@ -91,6 +91,7 @@ def run(
                 "sources": [r.as_dict() for r in pulled],
                 "removals_blocked": blocked,
                 "segments": sizes,
+                "predictions": predictions_note or "ok",
                 "syncs": [r.as_dict() for r in reports],
             }
     finally:
@@ -158,7 +159,7 @@ def plan(
     with run_lock(settings.store.path):
         db.execute("BEGIN")
         try:
-            sizes = measure_and_segment(db, settings, day, None)
+            sizes, _ = measure_and_segment(db, settings, day, None)
             reports = plan_all(db, settings, destinations, None, allow_large_removals,
                                only=sync, sample=limit)
         finally:
