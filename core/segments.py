@@ -87,7 +87,12 @@ def compile_segment(
         return CompiledSegment(name, "sql", sql, None, {}, _hash({"kind": "sql", "sql": sql}))
     if seg.template is not None:
         kind: Literal["query", "template"] = "template"
-        text = _find_template(name, seg.template, templates)(seg.params)
+        template = _find_template(name, seg.template, templates)
+        try:
+            text = template(seg.params)
+        except ConfigError as exc:
+            problems = [f"segment {name!r}: {p}" for p in exc.problems]
+            raise ConfigError(problems[0], problems) from None
         definition: dict[str, Any] = {"template": seg.template, "params": seg.params}
     else:
         kind, text, definition = "query", seg.query or "", {}

@@ -135,6 +135,69 @@ class GuardrailSettings(_Strict):
     max_removal_share: float = Field(0.2, ge=0, le=1)
 
 
+class ScoringSettings(_Strict):
+    """Thresholds of the built-in scores (:mod:`segsync.core.scores`); days are whole days.
+
+    Replenishment cycles differ from shop to shop, so every day-based threshold is a setting.
+    """
+
+    #: Lifecycle: NEW / REACTIVATED need the latest order fewer than this many days ago.
+    n_new_days: int = Field(30, ge=1)
+    #: Lifecycle: LAPSED after this many days without an order; also the gap that makes a
+    #: returning customer REACTIVATED.
+    n_lapsed_days: int = Field(240, ge=1)
+    #: Lifecycle: LOST after this many days without an order.
+    n_lost_days: int = Field(365, ge=1)
+    #: Lifecycle: LOST as well when the model's P(alive) is below this (predictions on).
+    lost_p_alive: float = Field(0.1, ge=0, le=1)
+    #: Lifecycle: AT_RISK past this multiple of the customer's median gap between orders.
+    at_risk_k: float = Field(1.5, gt=0)
+    fading_min_orders: int = Field(3, ge=2)
+    fading_factor: float = Field(2.0, gt=0)
+    fading_min_days: int = Field(60, ge=0)
+    #: Usage tier over the trailing 12 months, ranked by order count or by spend.
+    usage_basis: Literal["orders", "spend"] = "orders"
+    #: ``share``: HEAVY / MEDIUM are the top shares of buyers; ``fixed``: minimum values.
+    usage_mode: Literal["share", "fixed"] = "share"
+    usage_heavy_percent: int = Field(20, ge=0, le=100)
+    usage_medium_percent: int = Field(30, ge=0, le=100)
+    usage_heavy_min: float = 12
+    usage_medium_min: float = 4
+    #: Seasonal buyers: the window as month-days, both ends included; it may wrap the new year.
+    seasonal_start: str = "11-15"
+    seasonal_end: str = "12-31"
+    seasonal_min_share: float = Field(0.5, gt=0, le=1)
+    #: "Bought this time last year": days either side of the as-of date one year back.
+    last_year_window_days: int = Field(14, ge=0, le=180)
+    #: A replacement for the shipped R x F x M → rfm_group table (core/rfm_map.toml).
+    rfm_map: ConfigPath | None = None
+    #: Join the BG/NBD predictions into the features when they were computed for the as-of.
+    predictions: bool = True
+    #: Months of future value counted in ``clv``.
+    clv_months: int = Field(12, ge=1)
+
+    @field_validator("seasonal_start", "seasonal_end")
+    @classmethod
+    def _month_day(cls, value: str) -> str:
+        # Checked against a leap year so that 02-29 is a valid window bound.
+        try:
+            if len(value) != 5 or value[2] != "-":
+                raise ValueError
+            dt.date.fromisoformat(f"2000-{value}")
+        except ValueError:
+            raise ValueError(f"expected a month-day written MM-DD, such as 11-15, not {value!r}"
+                             ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScoringSettings:
+        if self.usage_heavy_percent + self.usage_medium_percent > 100:
+            raise ValueError("usage_heavy_percent + usage_medium_percent exceed 100")
+        if self.usage_medium_min > self.usage_heavy_min:
+            raise ValueError("usage_medium_min is above usage_heavy_min")
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration. Connector tables stay raw here; see :func:`build_sources`."""
 
@@ -155,6 +218,7 @@ class Settings(BaseSettings):
     segments: dict[str, SegmentSettings] = Field(default_factory=dict)
     syncs: dict[str, SyncSettings] = Field(default_factory=dict)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
 
     #: The file these settings came from (None when there was none).
     config_path: Path | None = Field(default=None, exclude=True)
@@ -245,6 +309,8 @@ def _validate(base: Path, where: str) -> Settings:
         raise ConfigError(lines[0], lines) from None
     settings.store.path = _rebase(settings.store.path, base)
     settings.plugin_dirs = [_rebase(p, base) for p in settings.plugin_dirs]
+    if settings.scoring.rfm_map is not None:
+        settings.scoring.rfm_map = _rebase(settings.scoring.rfm_map, base)
     return settings
 
 
