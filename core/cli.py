@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -172,6 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn errors into exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
     config, debug, argv = _preparse(argv)
+    # Library warnings (a skipped model fit, a retried request) reach the operator as one line.
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
+    logging.addLevelName(logging.WARNING, "warning")
     try:
         plugins = load_plugins(_plugin_dirs(config))
         command = typer.main.get_command(build_app(plugins))
