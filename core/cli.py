@@ -169,14 +169,36 @@ def report_error(exc: SegsyncError) -> None:
         error(line)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """segsync's warnings (a skipped model fit, a retried request) as one line on stderr."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+    @property
+    def stream(self):  # the current sys.stderr, so redirected or captured stderr works
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _log_to_stderr(debug: bool) -> None:
+    logger = logging.getLogger("segsync")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn errors into exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
     config, debug, argv = _preparse(argv)
-    # Library warnings (a skipped model fit, a retried request) reach the operator as one line.
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
-    logging.addLevelName(logging.WARNING, "warning")
+    _log_to_stderr(debug)
     try:
         plugins = load_plugins(_plugin_dirs(config))
         command = typer.main.get_command(build_app(plugins))
