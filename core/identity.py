@@ -85,10 +85,24 @@ def resolve(db: Database, run_id: int | None = None) -> dict[str, int]:
             """
         )
         _rebuild_profiles(db, run_id)
+        _rebuild_links(db)
         db.execute("DROP TABLE temp.resolve_labels")
     counts["iterations"] = iterations
     counts["people"] = db.execute("SELECT count(*) FROM people").fetchone()[0]
     return counts
+
+
+def _rebuild_links(db: Database) -> None:
+    """Index every usable identifier by the person holding it (``identity_links``), so "who is
+    ann@example.com?" is one lookup for support, erasure and log queries."""
+    db.execute("DELETE FROM identity_links")
+    for column in LINK_COLUMNS:
+        db.execute(
+            f"INSERT OR REPLACE INTO identity_links(kind, value, person_id) "
+            f"SELECT ?, {column}, min(person_id) FROM customers "
+            f"WHERE {column} IS NOT NULL GROUP BY {column}",
+            [column],
+        )
 
 
 def _label_components(db: Database) -> int:

@@ -5,13 +5,16 @@ Tables by pipeline stage:
 * pull: ``source_files``, ``source_cursors``, ``raw_records``, ``customers``, ``orders``,
   ``order_lines``, ``rejects`` — one row per source record, keyed by the source's own key, so a
   re-pull upserts in place.
-* resolve: ``people``, ``identity_links``, ``person_merges`` — merged persons; ``customers``
-  carries each record's ``person_id``.
+* resolve: ``people``, ``identity_links`` (each normalised email, phone and link id → the person
+  holding it), ``person_merges`` (ids merged away → the surviving id); ``customers`` carries each
+  record's ``person_id``.
 * measure and segment: ``person_features`` is derived data, rebuilt by the features stage;
   ``segments`` and ``segment_members`` hold the materialised membership.
-* plan, push and record: ``sync_targets``, ``sync_state`` (the acknowledged baseline),
-  ``sync_outcomes`` (the last failed or rejected attempt per key), ``sync_journal`` (every batch,
-  written before it is sent), ``sync_log`` (row-level history), ``runs`` and ``source_runs``.
+* plan, push and record: ``sync_targets`` (the target a sync's baseline belongs to),
+  ``sync_state`` (the acknowledged baseline), ``sync_outcomes`` (per key, the last attempt not
+  confirmed: ``pending`` while in flight, ``failed`` or ``rejected``), ``sync_journal`` (every
+  batch, written before it is sent), ``sync_log`` (row-level history), ``runs`` and
+  ``source_runs``. See :mod:`segsync.core.plan` and :mod:`segsync.core.push`.
 
 A new step is appended, never edited once released: a released database has already run it.
 """

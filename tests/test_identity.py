@@ -79,6 +79,17 @@ def test_records_sharing_email_or_phone_become_one_person():
     assert db.execute("SELECT count(*) FROM people").fetchone()[0] == 2
 
 
+def test_identity_links_index_every_identifier_by_person():
+    db = open_store(":memory:")
+    load(db, "a", [Customer("1", email="Ann@X.com", phone="212-555-0134", link_id="square:9"),
+                   Customer("2", email="bob@x.com")], 1)
+    ann, bob = person_of(db, "a", "1"), person_of(db, "a", "2")
+    assert db.execute("SELECT kind, value, person_id FROM identity_links ORDER BY 1, 2"
+                      ).fetchall() == [("email", "ann@x.com", ann), ("email", "bob@x.com", bob),
+                                       ("link_id", "square:9", ann),
+                                       ("phone", "+12125550134", ann)]
+
+
 def test_shared_link_id_joins_records_without_email():
     db = open_store(":memory:")
     load(db, "dir", [Customer("S1", link_id="square:S1", email="zoe@x.com")], 1)

@@ -181,3 +181,24 @@ def test_status_reports_what_was_imported_and_a_rerun_imports_nothing(demo, cli)
     for source in again["sources"]:
         assert (source["customers"], source["orders"], source["files_imported"],
                 source["files_skipped"]) == (0, 0, 0, 1)
+
+
+def test_reconcile_repairs_changes_made_by_hand_at_the_destination(demo, cli):
+    assert cli("run").code == 0
+    path = demo / "out" / "vip.csv"
+    before = members(demo / "out", "vip")
+    rows = list(csv.reader(path.open(newline="")))
+    header, body = rows[0], rows[1:]
+    dropped = body[0][0]
+    stranger = ["someone.else@example.net"] + [""] * (len(header) - 1)
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([header, *body[1:], stranger])
+    # A plain run trusts its baseline and sees nothing to do.
+    _, plain = run_json(cli)
+    assert next(s for s in plain["syncs"] if s["target"] == "vip")["write_calls"] == 0
+    result, summary = run_json(cli, "--reconcile")
+    assert result.code == 0, result.stderr
+    vip = next(s for s in summary["syncs"] if s["target"] == "vip")
+    assert (vip["added"], vip["removed"]) == (1, 1)
+    assert members(demo / "out", "vip") == before
+    assert dropped in before and "someone.else@example.net" not in before
