@@ -13,11 +13,39 @@ import datetime as dt
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from pydantic import Field, field_validator
+
+from .connector import ConnectorConfig
+from .errors import ConfigError, FatalError
 from .files import atomic_write
+from .settings import ConfigPath
+
+
+class JobDestinationConfig(ConnectorConfig):
+    """The settings every destination with a :class:`JobLedger` shares: an HTTP API to talk to,
+    a folder for the ledger, and how long to poll and wait. Subclasses give ``base_url`` its
+    default."""
+
+    #: Talk to this URL instead of the service's own (a proxy, or a test fake).
+    base_url: str
+    #: Folder of the small JSON file that remembers the destination's asynchronous jobs
+    #: between runs (see the README); relative to the config file's folder.
+    state_dir: ConfigPath = Path(".")
+    #: Seconds between polls of a running job.
+    poll_interval: float = Field(2.0, gt=0)
+    #: Seconds to wait for a response.
+    timeout: float = Field(30.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        return value.rstrip("/")
 
 
 class JobLedger:
@@ -53,6 +81,25 @@ class JobLedger:
             jobs = self._read()
             if jobs.pop(digest, None) is not None:
                 self._write(jobs)
+
+    def resume(self, wait: Callable[[str], object], ttl: dt.timedelta) -> None:
+        """Wait for every job still in the ledger (``wait(job_id)``).
+
+        Entries older than ``ttl`` are forgotten unwaited, and so are jobs the service no
+        longer knows (``wait`` raises a :class:`FatalError` with status 404); any other error
+        propagates. Finished jobs stay, for a replayed request to adopt until ``ttl``.
+        """
+        now = dt.datetime.now(dt.UTC)
+        for digest, entry in self.entries().items():
+            if now - dt.datetime.fromisoformat(entry["submitted_at"]) > ttl:
+                self.forget(digest)
+                continue
+            try:
+                wait(entry["id"])
+            except FatalError as exc:
+                if exc.status != 404:
+                    raise
+                self.forget(digest)
 
     def _read(self) -> dict[str, dict[str, Any]]:
         try:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import httpx
 import pytest
 from fakes.simpletexting import TOKEN, SimpleTextingFake
+from helpers_killed import Killed, killed_after
 
 import segsync.connectors.simpletexting as simpletexting_plugin
 from segsync.connectors.simpletexting.config import SimpleTextingConfig
@@ -277,35 +274,6 @@ def test_transient_failures_anywhere_converge(fake, tmp_path, path, status, afte
 
 
 # -- a killed push -------------------------------------------------------------------------------
-
-
-class Killed(BaseException):
-    """The process died: no layer of segsync may catch it."""
-
-
-@contextlib.contextmanager
-def killed_after(n: int) -> Iterator[None]:
-    """Die as the answer to the n-th HTTP call comes back (the fake has handled it); no later
-    call leaves the process."""
-    real = httpx.HTTPTransport.handle_request
-    counter = itertools.count(1)
-    lock = threading.Lock()
-    dead = threading.Event()
-
-    def handle(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
-        with lock:
-            if dead.is_set():
-                raise Killed
-            number = next(counter)
-        response = real(self, request)
-        if number >= n:
-            response.close()
-            dead.set()
-            raise Killed
-        return response
-
-    with mock.patch.object(httpx.HTTPTransport, "handle_request", handle):
-        yield
 
 
 def scenario(fake: SimpleTextingFake, folder: Path) -> SyncHarness:

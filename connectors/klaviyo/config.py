@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from segsync.core.connector import ConnectorConfig
-from segsync.core.settings import ConfigPath
+from segsync.core.jobs import JobDestinationConfig
 
 #: The stable revision segsync is written and tested against (reference: KL-OAS 2026-07-15).
 DEFAULT_REVISION = "2026-07-15"
 _REVISION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
 
-class KlaviyoConfig(ConnectorConfig):
-    """One Klaviyo account, reached with a private API key."""
+class KlaviyoConfig(JobDestinationConfig):
+    """One Klaviyo account, reached with a private API key. ``state_dir`` holds the ledger of
+    bulk import jobs; ``poll_interval`` paces the polls of a running one."""
 
     #: A private API key (``pk_…``) with the lists and profiles read/write scopes and the
     #: subscriptions write scope. Keep it out of the file with
@@ -28,21 +27,14 @@ class KlaviyoConfig(ConnectorConfig):
     revision: str = DEFAULT_REVISION
     #: Talk to this URL instead of ``https://a.klaviyo.com`` (a proxy, or a test fake).
     base_url: str = "https://a.klaviyo.com"
-    #: Folder of the small JSON file that remembers bulk import jobs between runs (see the
-    #: README); relative to the config file's folder.
-    state_dir: ConfigPath = Path(".")
     #: Profiles per batch: Klaviyo takes at most 1000 ids per list-relationship call and 1000
     #: profiles per subscribe job, so larger batches would only be split again.
     batch_size: int = Field(1000, ge=1, le=1000)
     #: Batches in flight at once. The list and import endpoints allow 10 calls a second and
     #: 150 a minute per account, and each batch makes several calls.
     max_concurrency: int = Field(2, ge=1, le=10)
-    #: Seconds between polls of a running bulk import job.
-    poll_interval: float = Field(2.0, gt=0)
     #: Seconds to wait for one import job before leaving it to the next attempt or run.
     job_timeout: float = Field(600.0, gt=0)
-    #: Seconds to wait for a response.
-    timeout: float = Field(30.0, gt=0)
 
     @field_validator("revision")
     @classmethod
@@ -51,10 +43,3 @@ class KlaviyoConfig(ConnectorConfig):
             raise ValueError(f"{value!r} is not a Klaviyo revision (use a date such as "
                              f"'{DEFAULT_REVISION}')")
         return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} must start with http:// or https://")
-        return value.rstrip("/")

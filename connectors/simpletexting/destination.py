@@ -253,15 +253,5 @@ class SimpleTextingDestination(Destination):
         with self._resume_lock:
             if self._resumed:
                 return
-            now = dt.datetime.now(dt.UTC)
-            for digest, entry in self.ledger.entries().items():
-                if now - dt.datetime.fromisoformat(entry["submitted_at"]) > LEDGER_TTL:
-                    self.ledger.forget(digest)
-                    continue
-                try:
-                    self._wait(entry["id"])
-                except FatalError as exc:
-                    if exc.status != 404:
-                        raise
-                    self.ledger.forget(digest)
+            self.ledger.resume(self._wait, LEDGER_TTL)
             self._resumed = True

@@ -35,11 +35,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import phonenumbers
+from fakes.server import Answer, Fault, JsonHandler, Logged, ScriptedFaults, Served
 
 API_KEY = "pk_fake_klaviyo_0123456789"
 JSONAPI = "application/vnd.api+json"
@@ -53,8 +53,6 @@ MAX_IMPORT_BYTES = 5 * 1024 * 1024
 LIST_CREATE_DAILY_CAP = 150
 ATTRIBUTES = ("email", "phone_number", "external_id", "first_name", "last_name", "organization",
               "title", "locale", "image")
-
-Answer = tuple[int, dict[str, Any] | None, dict[str, str]]
 
 
 class ApiError(Exception):
@@ -79,41 +77,6 @@ def is_e164(value: Any) -> bool:
     if not isinstance(value, str) or not re.fullmatch(r"\+[1-9]\d{6,14}", value):
         return False
     return phonenumbers.is_valid_number(phonenumbers.parse(value, None))
-
-
-@dataclass
-class Fault:
-    """A scripted failure. It matches request number ``at``, or requests with ``method`` and
-    a path matching the regex ``path``, ``times`` times. ``after``: the request takes effect
-    and only its answer is replaced. ``drop``: the connection closes unanswered."""
-
-    at: int | None = None
-    method: str | None = None
-    path: str | None = None
-    status: int = 503
-    after: bool = False
-    drop: bool = False
-    retry_after: float | None = None
-    times: int = 1
-
-    def matches(self, n: int, method: str, path: str) -> bool:
-        if self.times <= 0:
-            return False
-        if self.at is not None:
-            return self.at == n
-        return ((self.method is None or self.method == method)
-                and (self.path is None or re.search(self.path, path) is not None))
-
-
-@dataclass
-class Logged:
-    n: int
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any = None
-    status: int = 0
-    fault: str | None = None
 
 
 @dataclass
@@ -148,8 +111,16 @@ class ImportJob:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-class KlaviyoFake:
+class _Handler(JsonHandler):
+    content_type = error_content_type = JSONAPI
+
+    do_GET = do_POST = do_DELETE = do_PATCH = JsonHandler.serve
+
+
+class KlaviyoFake(Served, ScriptedFaults):
     """The fake account's server; use as a context manager. ``url`` is its base URL."""
+
+    handler = _Handler
 
     def __init__(self, *, api_key: str = API_KEY, job_steps: int = 2,
                  rate_limit: tuple[int, float] | None = None,
@@ -176,24 +147,6 @@ class KlaviyoFake:
         self._windows: dict[str, list[float]] = {}
         self._ids = 0
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self.url = ""
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def __enter__(self) -> KlaviyoFake:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                         daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
 
     # -- seeding and inspection ---------------------------------------------------------------
 
@@ -236,30 +189,13 @@ class KlaviyoFake:
         with self._lock:
             return {p["email"] for job in self.subscribe_jobs for p in job["profiles"]}
 
-    def requests(self, method: str | None = None, path: str | None = None) -> list[Logged]:
-        with self._lock:
-            return [e for e in self.log if (method is None or e.method == method)
-                    and (path is None or re.search(path, e.path))]
-
-    def fault(self, **kwargs: Any) -> Fault:
-        fault = Fault(**kwargs)
-        with self._lock:
-            self.faults.append(fault)
-        return fault
-
     # -- the request cycle --------------------------------------------------------------------
 
     def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Answer:
         split = urlsplit(target)
         path, query = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
         with self._lock:
-            entry = Logged(len(self.log) + 1, method, path, query)
-            self.log.append(entry)
-            if method != "GET":
-                self.write_calls += 1
-            fault = next((f for f in self.faults if f.matches(entry.n, method, path)), None)
-            if fault is not None:
-                fault.times -= 1
+            entry, fault = self._arrive(method, path, query)
             try:
                 body = self._check(method, headers, raw)
                 entry.body = body
@@ -279,7 +215,7 @@ class KlaviyoFake:
             return status, payload, limit_headers
 
     def _fault(self, entry: Logged, fault: Fault) -> Answer:
-        entry.fault = f"{'drop' if fault.drop else fault.status}{' after' if fault.after else ''}"
+        entry.fault = fault.describe()
         if fault.drop:
             return 0, None, {}
         entry.status = fault.status
@@ -678,33 +614,3 @@ class KlaviyoFake:
             profile.suppression = ["UNSUBSCRIBE"]
         self.unsubscribe_jobs.append({"list": list_id, "count": len(profiles)})
         return 202, None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    fake: KlaviyoFake
-    protocol_version = "HTTP/1.1"
-    # Headers and body in one write: split small writes meet delayed ACKs (~40 ms each).
-    wbufsize = -1
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def _serve(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, payload, extra = self.fake.handle(self.command, self.path, headers, raw)
-        if status == 0:
-            self.close_connection = True
-            return
-        body = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        if body:
-            self.send_header("Content-Type", JSONAPI)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_DELETE = do_PATCH = _serve

@@ -50,9 +50,11 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
+
+from fakes.server import LoopbackServer, QuietHandler
 
 API_KEY = "0123456789abcdef0123456789abcdef-us19"
 LIST_ID = "a1b2c3d4e5"
@@ -189,32 +191,24 @@ class FakeMailchimp:
         self.recorded: list[tuple[str, str, Any]] | None = [] if record else None
         self._ids = itertools.count(1001)
         self._lock = threading.RLock()
-        self._server: _Server | None = None
+        self._server: LoopbackServer | None = None
         self.add_audience(LIST_NAME, LIST_ID)
 
     # -- server -------------------------------------------------------------------------------
 
     def __enter__(self) -> FakeMailchimp:
-        fake = self
-
-        class Handler(_Handler):
-            server_fake = fake
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        # A short poll keeps shutdown quick: tests start a fresh fake per scenario.
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                         daemon=True, name="fake-mailchimp").start()
+        self._server = LoopbackServer(_Handler, self, server_class=_Server,
+                                      name="fake-mailchimp")
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
     @property
     def url(self) -> str:
         assert self._server is not None, "the fake is not serving"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/3.0"
+        return f"{self._server.url}/3.0"
 
     # -- seeding and inspection ---------------------------------------------------------------
 
@@ -784,19 +778,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Reads one request, asks the fake, writes (or withholds) the reply."""
 
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, each answer waits ~40 ms for an ACK.
-    disable_nagle_algorithm = True
-    server_fake: FakeMailchimp
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: test output stays readable."""
+    # Headers and body go out in two writes (no ``wbufsize = -1`` here).
+    fake: FakeMailchimp
 
     def _serve(self) -> None:
-        fake = self.server_fake
+        fake = self.fake
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:

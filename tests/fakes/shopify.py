@@ -37,10 +37,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from fakes.server import QuietHandler, Served
 from graphql import GraphQLSyntaxError, parse
 from graphql.language import (
     DocumentNode,
@@ -1038,7 +1038,7 @@ class Logged:
     fault: str | None = None
 
 
-class ShopifyFake:
+class ShopifyFake(Served):
     """The fake shop's server. Use as a context manager; ``url`` is its base URL."""
 
     def __init__(
@@ -1081,29 +1081,11 @@ class ShopifyFake:
         self._documents: dict[str, DocumentNode] = {}
         self._lock = threading.RLock()
         self._folder = tempfile.TemporaryDirectory(prefix="fake-shopify-")
-        self._server: ThreadingHTTPServer | None = None
-        self.url = ""
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def __enter__(self) -> ShopifyFake:
-        fake = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.fake = fake
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                         daemon=True).start()
-        return self
-
     def __exit__(self, *exc: Any) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+        super().__exit__(*exc)
         self._folder.cleanup()
 
     # -- the cost bucket --------------------------------------------------------------------
@@ -1355,17 +1337,12 @@ class ShopifyFake:
             return 200, op.path.read_bytes(), cut
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     fake: ShopifyFake
-    protocol_version = "HTTP/1.1"
     # Headers and body leave in one write, and at once: split small writes meet the client's
     # delayed ACK and cost ~40 ms a request.
     wbufsize = -1
-    disable_nagle_algorithm = True
     _PATH = re.compile(r"^/admin/api/(\d{4}-\d{2}|unstable)/graphql\.json$")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
     def _send(self, status: int, body: bytes, headers: dict[str, str],
               content_type: str = "application/json", cut: int | None = None) -> None:
@@ -1406,6 +1383,10 @@ class _Handler(BaseHTTPRequestHandler):
         status, body, cut = self.fake.download(match.group(1),
                                                self.headers.get("X-Shopify-Access-Token"))
         self._send(status, body, {}, "application/jsonl", cut=cut)
+
+
+# Set here: the handler is defined after the fake it serves.
+ShopifyFake.handler = _Handler
 
 
 class VirtualClock:

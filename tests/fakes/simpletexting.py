@@ -32,17 +32,16 @@ import math
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from fakes.server import Answer, Fault, JsonHandler, Logged, ScriptedFaults, Served
 
 TOKEN = "st_fake_token_0123456789"
 PREFIX = "/v2"
 MAX_BATCH = 500
 MAX_PAGE = 500
 CONTACT_FIELDS = ("firstName", "lastName", "email", "birthday", "comment", "customFields")
-
-Answer = tuple[int, dict[str, Any] | None, dict[str, str]]
 
 
 class ApiError(Exception):
@@ -59,39 +58,6 @@ class ApiError(Exception):
             "errorDetails": details or [], "path": "", "timestamp": "2026-11-01T00:00:00Z",
         }
         super().__init__(message)
-
-
-@dataclass
-class Fault:
-    """A scripted failure; see :class:`fakes.klaviyo.Fault` (same matching rules)."""
-
-    at: int | None = None
-    method: str | None = None
-    path: str | None = None
-    status: int = 503
-    after: bool = False
-    drop: bool = False
-    retry_after: float | None = None
-    times: int = 1
-
-    def matches(self, n: int, method: str, path: str) -> bool:
-        if self.times <= 0:
-            return False
-        if self.at is not None:
-            return self.at == n
-        return ((self.method is None or self.method == method)
-                and (self.path is None or re.search(self.path, path) is not None))
-
-
-@dataclass
-class Logged:
-    n: int
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any = None
-    status: int = 0
-    fault: str | None = None
 
 
 @dataclass
@@ -119,8 +85,17 @@ class Task:
     results: list[dict[str, Any]] = field(default_factory=list)
 
 
-class SimpleTextingFake:
+class _Handler(JsonHandler):
+    error_content_type = "application/problem+json"
+
+    do_GET = do_POST = do_DELETE = do_PUT = JsonHandler.serve
+
+
+class SimpleTextingFake(Served, ScriptedFaults):
     """The fake account's server; use as a context manager. ``url`` is the API base URL."""
+
+    handler = _Handler
+    url_path = PREFIX
 
     def __init__(self, *, token: str = TOKEN, task_steps: int = 2):
         self.token = token
@@ -135,24 +110,6 @@ class SimpleTextingFake:
         self.write_calls = 0
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self.url = ""
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def __enter__(self) -> SimpleTextingFake:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{PREFIX}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                         daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
 
     # -- seeding and inspection ---------------------------------------------------------------
 
@@ -192,17 +149,6 @@ class SimpleTextingFake:
                 return set()
             return {f"+1{c.phone}" for c in self.contacts.values() if found[0].id in c.lists}
 
-    def requests(self, method: str | None = None, path: str | None = None) -> list[Logged]:
-        with self._lock:
-            return [e for e in self.log if (method is None or e.method == method)
-                    and (path is None or re.search(path, e.path))]
-
-    def fault(self, **kwargs: Any) -> Fault:
-        fault = Fault(**kwargs)
-        with self._lock:
-            self.faults.append(fault)
-        return fault
-
     # -- the request cycle --------------------------------------------------------------------
 
     def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Answer:
@@ -210,13 +156,7 @@ class SimpleTextingFake:
         path = unquote(split.path)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         with self._lock:
-            entry = Logged(len(self.log) + 1, method, path, query)
-            self.log.append(entry)
-            if method != "GET":
-                self.write_calls += 1
-            fault = next((f for f in self.faults if f.matches(entry.n, method, path)), None)
-            if fault is not None:
-                fault.times -= 1
+            entry, fault = self._arrive(method, path, query)
             try:
                 body = self._check(headers, raw)
                 entry.body = body
@@ -233,7 +173,7 @@ class SimpleTextingFake:
             return status, payload, {}
 
     def _fault(self, entry: Logged, fault: Fault) -> Answer:
-        entry.fault = f"{'drop' if fault.drop else fault.status}{' after' if fault.after else ''}"
+        entry.fault = fault.describe()
         if fault.drop:
             return 0, None, {}
         entry.status = fault.status
@@ -394,34 +334,3 @@ class SimpleTextingFake:
                 result["errorCode"], result["errorMessage"] = error
             task.results.append(result)
         task.status = "DONE"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    fake: SimpleTextingFake
-    protocol_version = "HTTP/1.1"
-    # Headers and body in one write: split small writes meet delayed ACKs (~40 ms each).
-    wbufsize = -1
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def _serve(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, payload, extra = self.fake.handle(self.command, self.path, headers, raw)
-        if status == 0:
-            self.close_connection = True
-            return
-        body = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        if body:
-            self.send_header("Content-Type", "application/json" if status < 400
-                             else "application/problem+json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_DELETE = do_PUT = _serve
