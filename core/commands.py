@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
     app.command()(check)
     app.command()(plugins)
     app.command()(status)
+    app.command()(forget)
 
 
 def init(
@@ -207,3 +208,26 @@ def status(
     if rejects:
         out.print(table(["source", "origin", "field", "reason"],
                         [list(r.values()) for r in data["rejects"]], title="rejected rows"))
+
+
+def forget(
+    ctx: typer.Context,
+    identifier: str = typer.Argument(..., help="The person's email address or phone number."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Erase a person from the store (right to erasure); the next run removes them from every
+    destination. Forget the same identifier again after that run to scrub its log rows."""
+    from .forget import forget as erase
+
+    state = _state(ctx)
+    with run_lock(state.settings.store.path):
+        result = erase(state.db, identifier, state.settings.store.default_region)
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    out.print(f"forgot {result.identifier}: {result.people} people, {result.customers} source "
+              f"records, {result.orders} orders, {result.rejects} rejected rows; "
+              f"{result.log_rows} log rows scrubbed", markup=False)
+    if result.pending_removals:
+        out.print(f"{result.pending_removals} destination memberships will be removed by the "
+                  "next 'segsync run'", markup=False)

@@ -202,3 +202,51 @@ def test_reconcile_repairs_changes_made_by_hand_at_the_destination(demo, cli):
     assert (vip["added"], vip["removed"]) == (1, 1)
     assert members(demo / "out", "vip") == before
     assert dropped in before and "someone.else@example.net" not in before
+
+
+def test_forget_erases_the_person_and_the_next_run_removes_them_everywhere(demo, cli,
+                                                                          monkeypatch):
+    assert cli("run").code == 0
+    vip = members(demo / "out", "vip")
+    person = sorted(vip)[0]
+    db_path = demo / "segsync.db"
+    db = open_store(db_path)
+    person_id = db.execute("SELECT person_id FROM identity_links WHERE value = ?",
+                           [person]).fetchone()[0]
+    phones = [r[0] for r in db.execute(
+        "SELECT phone FROM customers WHERE person_id = ? AND phone NOTNULL", [person_id])]
+    db.close()
+
+    result = cli("forget", person.upper(), "--json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["people"] == 1 and report["customers"] >= 1 and report["pending_removals"] >= 1
+
+    db = open_store(db_path)
+    for table, column in (("people", "id"), ("customers", "person_id"), ("orders", "person_id"),
+                          ("segment_members", "person_id"), ("identity_links", "person_id"),
+                          ("person_features", "person_id")):
+        assert db.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?",
+                          [person_id]).fetchone()[0] == 0, table
+    for value in [person, *phones]:
+        for table in ("sync_log", "identity_links"):
+            column = "key" if table == "sync_log" else "value"
+            assert db.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?",
+                              [value]).fetchone()[0] == 0, (table, value)
+    db.close()
+
+    # The next run takes them out of every target (allowing the removal on a small list).
+    result, summary = run_json(cli, "--allow-large-removals")
+    assert result.code == 0, result.stderr
+    assert person not in members(demo / "out", "vip")
+    assert cli("forget", person).code == 0  # scrubs the removal's log rows
+    db = open_store(db_path)
+    assert db.execute("SELECT count(*) FROM sync_log WHERE key = ?", [person]).fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM sync_state WHERE key = ?",
+                      [person]).fetchone()[0] == 0
+
+
+def test_forget_refuses_what_is_not_an_identifier(demo, cli):
+    result = cli("forget", "not an email")
+    assert result.code == 2
+    assert "neither a valid email address nor a phone number" in result.stderr
