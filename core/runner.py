@@ -19,11 +19,11 @@ from typing import Any
 from sqlite_utils import Database
 
 from .connector import Destination, Source
-from .errors import SegsyncError
+from .errors import ConfigError, SegsyncError
 from .features import compute_features
 from .plan import Plan, plan_sync
 from .predict import write_predictions
-from .pull import SourceResult, pull_sources
+from .pull import SourceResult
 from .push import SyncResult, push
 from .reconcile import reconcile
 from .scores import add_scores
@@ -195,8 +195,6 @@ def selected_syncs(settings: Settings, only: list[str] | None) -> list[str]:
     if only:
         unknown = sorted(set(only) - set(settings.syncs))
         if unknown:
-            from .errors import ConfigError
-
             raise ConfigError(f"no sync named {', '.join(unknown)} in the config")
         names = [n for n in names if n in only]
     return names
@@ -227,6 +225,3 @@ def close_all(connectors: dict[str, Source] | dict[str, Destination]) -> None:
         except Exception:  # closing is best effort; the run's outcome is already decided
             log.debug("closing %s failed", connector.name, exc_info=True)
 
-
-__all__ = ["measure_and_segment", "plan_all", "pull_sources", "push_all", "resolve_as_of",
-           "removals_blocked", "run_exit_code"]

@@ -8,12 +8,12 @@ import typer
 
 from .cli import _print_json, _state, error, out, pull_progress, table, warning
 from .commands import JsonOption
+from .pull import pull_sources
 from .push import sync_log_rows
 from .runner import (
     close_all,
     measure_and_segment,
     plan_all,
-    pull_sources,
     push_all,
     removals_blocked,
     resolve_as_of,
