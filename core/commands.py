@@ -94,6 +94,12 @@ def pull(
         ]
         out.print(table(["source", "status", "customers", "orders", "unchanged", "rejected",
                          "files", "skipped"], rows, title=f"pull (run {run.id})"))
+    report_sources(results)
+    raise typer.Exit(run.exit_code)
+
+
+def report_sources(results: list[SourceResult]) -> None:
+    """One stderr line per failed source or refused file, and a warning for rejected rows."""
     for r in results:
         if r.error:
             error(f"source {r.name}: {r.error}")
@@ -102,7 +108,6 @@ def pull(
         if r.counts.rejected - len(r.file_errors) > 0:
             warning(f"source {r.name}: {r.counts.rejected - len(r.file_errors)} rows rejected "
                     "(see 'segsync status --rejects')")
-    raise typer.Exit(run.exit_code)
 
 
 def check(ctx: typer.Context) -> None:

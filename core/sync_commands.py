@@ -7,7 +7,7 @@ import datetime as dt
 import typer
 
 from .cli import _print_json, _state, error, out, pull_progress, table, warning
-from .commands import JsonOption
+from .commands import JsonOption, report_sources
 from .pull import pull_sources
 from .push import sync_log_rows
 from .runner import (
@@ -101,11 +101,7 @@ def run(
         _print_json({"run_id": record.id, "exit_code": record.exit_code, **record.summary})
     else:
         _print_run(record.id, record.summary)
-    for r in pulled:
-        if r.error:
-            error(f"source {r.name}: {r.error}")
-        for origin, reason in r.file_errors.items():
-            error(f"{origin}: {reason}")
+    report_sources(pulled)
     for report in reports:
         if report.error:
             error(f"sync {report.name}: {report.error}")
