@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import operator
 import zoneinfo
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -35,12 +36,20 @@ class IngestCounts:
     files_skipped: int = 0
 
 
+# One encoder for every call: ``json.dumps`` with options builds a new encoder each time, and
+# this one is called several times per record. Same options, so the same text.
+_encode = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False).encode
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    if not value and type(value) in (dict, list):
+        # Most records' attributes and tags are empty.
+        return "{}" if type(value) is dict else "[]"
+    return _encode(value)
 
 
 def _hash(row: dict[str, Any]) -> str:
-    return hashlib.sha256(_json(row).encode()).hexdigest()[:32]
+    return hashlib.sha256(_encode(row).encode()).hexdigest()[:32]
 
 
 class StoreWriter:
@@ -58,7 +67,7 @@ class StoreWriter:
         run_id: int | None,
         timezone: str,
         default_region: str,
-        batch_size: int = 5000,
+        batch_size: int = 20000,
     ):
         self.db = db
         self.source = source
@@ -72,6 +81,8 @@ class StoreWriter:
         self._raw: list[tuple[str, str, str | None, str]] = []
         self._rejects: list[dict[str, Any]] = []
         self._marks: list[Cursor | FileSeen] = []
+        self._last_raw: tuple[dict[str, str], dict[str, str], str] | None = None
+        self._times: dict[tuple[dt.datetime, int], tuple[str, str]] = {}
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -85,6 +96,23 @@ class StoreWriter:
     def _utc(self, value: dt.datetime | None) -> str | None:
         if value is None:
             return None
+        return self._order_times(value)[0]
+
+    def _order_times(self, value: dt.datetime) -> tuple[str, str]:
+        """``(UTC text, local date)`` of a datetime, cached: exports repeat their dates.
+
+        Equal datetimes give equal results (aware ones are equal only as the same instant);
+        ``fold`` is in the key because it does not take part in equality.
+        """
+        key = (value, value.fold)
+        cached = self._times.get(key)
+        if cached is None:
+            if len(self._times) >= 100_000:
+                self._times.clear()
+            cached = self._times[key] = (self._utc_text(value), self._local_date(value))
+        return cached
+
+    def _utc_text(self, value: dt.datetime) -> str:
         if value.tzinfo is None:
             value = value.replace(tzinfo=self.tz)
         return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -177,7 +205,25 @@ class StoreWriter:
         row = self._customer_row(c, is_guest=is_guest)
         self._customers[c.key] = row
         if c.raw is not None:
-            self._raw.append(("customers", c.key, c.origin, _json(c.raw)))
+            self._raw.append(("customers", c.key, c.origin,
+                              self._raw_json(c.raw, remember=True)))
+
+    def _raw_json(self, raw: Any, *, remember: bool = False) -> str:
+        """The JSON of a raw row, reusing the last customer's text when the row equals it.
+
+        A file's first order of a customer carries the very raw row (the same dict) as the
+        customer record yielded just before it. Only rows of plain strings are remembered, with
+        a copy: the text is reused only for that same dict, still equal to the copy.
+        """
+        last = self._last_raw
+        if last is not None and raw is last[0] and raw == last[1]:
+            return last[2]
+        text = _json(raw)
+        if remember:
+            plain = type(raw) is dict and all(
+                type(k) is str and type(v) is str for k, v in raw.items())
+            self._last_raw = (raw, dict(raw), text) if plain else None
+        return text
 
     def _add_order(self, o: Order) -> None:
         customer_key = o.customer_key
@@ -192,13 +238,14 @@ class StoreWriter:
                     Customer(key=customer_key, email=o.email, phone=o.phone, origin=o.origin),
                     is_guest=True,
                 )
+        ordered_at, order_date = self._order_times(o.ordered_at)
         row = {
             "source": self.source,
             "key": o.key,
             "customer_key": customer_key,
             "name": o.name,
-            "ordered_at": self._utc(o.ordered_at),
-            "order_date": self._local_date(o.ordered_at),
+            "ordered_at": ordered_at,
+            "order_date": order_date,
             "currency": o.currency,
             "total": round(float(o.total), 6),
             "refunded": round(float(o.refunded or 0), 6),
@@ -209,7 +256,6 @@ class StoreWriter:
             "channel": o.channel,
             "updated_at": self._utc(o.updated_at),
             "attributes": _json(o.attributes),
-            "origin": o.origin,
         }
         lines = [
             {
@@ -227,38 +273,49 @@ class StoreWriter:
             }
             for line in o.lines
         ]
-        hashed = {k: v for k, v in row.items() if k != "origin"}
-        row["record_hash"] = _hash({"order": hashed, "lines": lines})
+        # The hash covers everything stored but the origin (a re-export moves rows around).
+        row["record_hash"] = _hash({"order": row, "lines": lines})
+        row["origin"] = o.origin
         row["changed_run"] = self.run_id
         self._orders[o.key] = (row, lines)
         if o.raw is not None:
-            self._raw.append(("orders", o.key, o.origin, _json(o.raw)))
+            self._raw.append(("orders", o.key, o.origin, self._raw_json(o.raw)))
 
     def flush(self) -> None:
         """Write everything buffered in one transaction."""
         if not (self._customers or self._orders or self._rejects or self._marks or self._raw):
             return
-        with self.db.atomic():
-            self._flush_customers()
-            self._flush_orders()
-            if self._raw:
-                self.db.conn.executemany(
-                    """INSERT INTO raw_records(source, stream, key, origin, data)
-                       VALUES (?, ?, ?, ?, ?)
-                       ON CONFLICT(source, stream, key) DO UPDATE SET
-                         origin = excluded.origin, data = excluded.data
-                       WHERE raw_records.data != excluded.data""",
-                    [(self.source, *r) for r in self._raw],
-                )
-            if self._rejects:
-                self._upsert("rejects", self._rejects, ("source", "stream", "origin"))
-            for mark in self._marks:
-                self._write_mark(mark)
+        # A bigger page cache while writing a batch: its upserts probe several indexes at
+        # random, and the default 2 MB cache turns that into re-reads of the same pages.
+        cache = self.db.execute("PRAGMA cache_size").fetchone()[0]
+        self.db.execute("PRAGMA cache_size = -65536")
+        try:
+            with self.db.atomic():
+                self._flush_batch()
+        finally:
+            self.db.execute(f"PRAGMA cache_size = {int(cache)}")
         self._customers.clear()
         self._orders.clear()
         self._raw.clear()
         self._rejects.clear()
         self._marks.clear()
+
+    def _flush_batch(self) -> None:
+        self._flush_customers()
+        self._flush_orders()
+        if self._raw:
+            self.db.conn.executemany(
+                """INSERT INTO raw_records(source, stream, key, origin, data)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(source, stream, key) DO UPDATE SET
+                     origin = excluded.origin, data = excluded.data
+                   WHERE raw_records.data != excluded.data""",
+                [(self.source, *r) for r in self._raw],
+            )
+        if self._rejects:
+            self._upsert("rejects", self._rejects, ("source", "stream", "origin"))
+        for mark in self._marks:
+            self._write_mark(mark)
 
     def _upsert(
         self,
@@ -278,7 +335,7 @@ class StoreWriter:
             f"ON CONFLICT({', '.join(pk)}) DO UPDATE SET {updates}{where}"
         )
         before = self.db.conn.total_changes
-        self.db.conn.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
+        self.db.conn.executemany(sql, map(operator.itemgetter(*columns), rows))
         return self.db.conn.total_changes - before
 
     def _flush_customers(self) -> None:

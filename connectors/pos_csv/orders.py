@@ -131,7 +131,16 @@ class OrderAssembler:
         merged: dict[str, Any] = {}
         attributes: dict[str, str] = {}
         order_attributes: dict[str, str] = {}
-        for parsed in rows:
+        if len(rows) == 1:
+            # One row per order (the common case): its values are the order's, as they are.
+            only = rows[0]
+            merged = {k: v for k, v in only.values.items() if k in _ORDER_LEVEL}
+            attributes = dict(only.attributes)
+            order_attributes = dict(only.order_attributes)
+            rows_to_merge: list[RowValues] = []
+        else:
+            rows_to_merge = rows
+        for parsed in rows_to_merge:
             for name, value in parsed.values.items():
                 if name in _ORDER_LEVEL and name not in merged:
                     merged[name] = value

@@ -87,9 +87,17 @@ class RowReader:
     def read(self, row: list[str]) -> RowValues | Problem:
         """Typed values of ``row``, or the first value that does not parse."""
         values: dict[str, Any] = {}
+        blank = self._blank
+        width = len(row)
         for name, found, convert, guarded in self._fields:
+            # _cell inlined: this loop runs for every mapped field of every row.
             for index, header in found:
-                if text := self._cell(row, index, guarded):
+                if index >= width:
+                    continue
+                text = row[index].strip()
+                if guarded and text[:1] == "'":
+                    text = strip_guard(text)
+                if text and text not in blank:
                     column = header
                     break
             else:
