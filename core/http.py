@@ -63,6 +63,16 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
+def json_object(response: httpx.Response) -> dict | None:
+    """The body as a JSON object, or None when it is not JSON or not an object: error bodies
+    are often HTML pages or empty when a proxy or a throttle answers instead of the API."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def raise_for_status(
     response: httpx.Response,
     *,

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from segsync.core import __version__
-from segsync.core.http import make_client, raise_for_status, send
+from segsync.core.http import json_object, make_client, raise_for_status, send
 
 from .config import KlaviyoConfig
 
@@ -27,10 +27,7 @@ JSONAPI = "application/vnd.api+json"
 
 def api_errors(response: httpx.Response) -> list[dict[str, Any]]:
     """The ``errors`` array of a JSON:API error document (empty when the body is not one)."""
-    try:
-        errors = response.json().get("errors")
-    except (ValueError, AttributeError):
-        return []
+    errors = (json_object(response) or {}).get("errors")
     return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
 
 

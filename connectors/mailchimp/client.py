@@ -23,7 +23,7 @@ import httpx
 
 from segsync.core import __version__
 from segsync.core.errors import FatalError, RetriableError
-from segsync.core.http import make_client, raise_for_status, send
+from segsync.core.http import json_object, make_client, raise_for_status, send
 
 from .config import MailchimpConfig
 
@@ -40,11 +40,8 @@ def subscriber_hash(email: str) -> str:
 
 def describe_problem(response: httpx.Response) -> str:
     """One line from a problem+json error: title, detail and any per-field messages."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if not isinstance(body, dict):
+    body = json_object(response)
+    if body is None:
         return response.text[:300]
     parts = [str(body[k]) for k in ("title", "detail") if body.get(k)]
     fields = "; ".join(f"{e.get('field') or '?'}: {e.get('message')}"

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from segsync.core import __version__
-from segsync.core.http import make_client, raise_for_status, send
+from segsync.core.http import json_object, make_client, raise_for_status, send
 
 from .config import SimpleTextingConfig
 
@@ -26,11 +26,8 @@ PAGE_SIZE = 500
 
 def describe(response: httpx.Response) -> str:
     """One line from SimpleTexting's error envelope: its errorCode and message."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if not isinstance(body, dict):
+    body = json_object(response)
+    if body is None:
         return response.text[:300]
     details = "; ".join(str(d) for d in body.get("errorDetails") or [])
     parts = [str(body.get("errorCode") or body.get("status") or ""),
