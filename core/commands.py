@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 
@@ -146,6 +145,26 @@ def plugins(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     out.print(table(["plugin", "from", "hooks", "sources", "destinations"], rows))
 
 
+def run_summary_text(summary: dict) -> str:
+    """A run's summary in one line: what came in and what went out."""
+    if summary.get("error"):
+        return str(summary["error"])
+    sources = summary.get("sources") or []
+    parts = []
+    if sources:
+        parts.append(f"pulled {sum(s['customers'] for s in sources)} customers, "
+                     f"{sum(s['orders'] for s in sources)} orders, "
+                     f"{sum(s['rejected'] for s in sources)} rejected")
+    syncs = summary.get("syncs") or []
+    if syncs:
+        total = {k: sum(s.get(k, 0) or 0 for s in syncs)
+                 for k in ("added", "updated", "removed", "rejected", "failed", "held")}
+        parts.append(f"{len(syncs)} syncs: +{total['added']} ~{total['updated']} "
+                     f"-{total['removed']}, {total['rejected']} rejected, "
+                     f"{total['failed']} failed, {total['held']} held")
+    return "; ".join(parts)
+
+
 def status(
     ctx: typer.Context,
     as_json: bool = JsonOption,
@@ -207,7 +226,7 @@ def status(
     out.print(table(
         ["run", "command", "started", "status", "exit", "summary"],
         [[r["id"], r["command"], r["started_at"], r["status"], r["exit_code"],
-          json.dumps(r["summary"], default=str)[:80]] for r in data["runs"]],
+          run_summary_text(r["summary"])] for r in data["runs"]],
         title="recent runs",
     ))
     if rejects:

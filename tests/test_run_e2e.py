@@ -55,6 +55,9 @@ def test_first_run_fills_the_targets_and_a_second_run_changes_nothing(demo, cli)
         assert (sync["added"], sync["updated"], sync["removed"], sync["write_calls"]) == (
             0, 0, 0, 0), sync
     assert snapshot(demo / "out") == before  # not even rewritten with the same bytes
+    human = cli("status").stdout
+    assert "5 syncs: +0 ~0 -0, 0 rejected, 0 failed, 0 held" in human
+    assert f"5 syncs: +{sum(added.values())} ~0 -0" in human
 
 
 def set_cell(path: Path, match_column: str, match_value: str, column: str, value: str) -> None:
