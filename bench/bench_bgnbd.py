@@ -1,7 +1,7 @@
 """Benchmark: segsync's BG/NBD fit against lifetimes' ``BetaGeoFitter`` on the same data.
 
 Simulates people from BG/NBD with the published CDNOW parameters (fixed seed), fits them with
-:func:`segsync.core.btyd.fit_bgnbd` and, in the same run, with lifetimes, then prints both
+:func:`segsync.core.measure.btyd.fit_bgnbd` and, in the same run, with lifetimes, then prints both
 times, their ratio (target: segsync <= 1/10 of lifetimes) and whether the parameters agree to
 three significant figures. Run ``python bench/bench_bgnbd.py --help``; see bench/README.md.
 
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from segsync.core.btyd import fit_bgnbd, group_histories
+from segsync.core.measure.btyd import fit_bgnbd, group_histories
 
 #: Published CDNOW estimates (Fader, Hardie & Lee 2005), weeks.
 TRUE_PARAMS = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}

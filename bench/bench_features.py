@@ -34,7 +34,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from segsync.core.features import compute_features
+from segsync.core.measure.features import compute_features
 from segsync.core.store import open_store
 
 AS_OF = dt.date(2026, 11, 1)

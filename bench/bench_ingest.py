@@ -32,7 +32,7 @@ from pathlib import Path
 
 from segsync.connectors.pos_csv.config import PosCsvConfig
 from segsync.connectors.pos_csv.source import PosCsvSource
-from segsync.core.pull import pull_sources
+from segsync.core.ingest.pull import pull_sources
 from segsync.core.runs import recorded
 from segsync.core.settings import Settings
 from segsync.core.store import open_store

@@ -36,8 +36,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from segsync.core.push import push
 from segsync.core.settings import SyncSettings
+from segsync.core.sync.push import push
 from segsync.core.testing import MemoryDestination, SyncHarness
 
 CALLS_TARGET = 1.05

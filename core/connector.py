@@ -81,6 +81,10 @@ class Source(abc.ABC):
 IdentityKind = Literal["email", "phone"]
 
 
+#: In :attr:`Capabilities.fields`: the destination accepts any field name (files, webhooks).
+ANY_FIELD = "*"
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a destination can do, which the planner and executor obey.
@@ -88,7 +92,7 @@ class Capabilities:
     ``max_batch`` bounds the changes in one :meth:`Destination.apply` call, ``max_concurrency``
     the calls in flight at once for one account. ``fields`` are the profile fields it can sync
     (``first_name``, ``last_name``, …); an empty tuple means membership only, and ``("*",)``
-    any field name (files).
+    any field name (:data:`ANY_FIELD`: files, webhooks).
     """
 
     identity: IdentityKind

@@ -14,7 +14,7 @@ Tables by pipeline stage:
   ``sync_state`` (the acknowledged baseline), ``sync_outcomes`` (per key, the last attempt not
   confirmed: ``pending`` while in flight, ``failed`` or ``rejected``), ``sync_journal`` (every
   batch, written before it is sent), ``sync_log`` (row-level history), ``runs`` and
-  ``source_runs``. See :mod:`segsync.core.plan` and :mod:`segsync.core.push`.
+  ``source_runs``. See :mod:`segsync.core.sync.plan` and :mod:`segsync.core.sync.push`.
 
 A new step is appended, never edited once released: a released database has already run it.
 """

@@ -2,7 +2,7 @@
 
 Sources translate their own shapes into these dataclasses; nothing downstream of a source knows
 where a record came from except through ``source``. Identifiers are kept raw here; the store
-normalises them (see :mod:`segsync.core.identity`) so every source gets the same rules.
+normalises them (see :mod:`segsync.core.ingest.identifiers`) so every source gets the same rules.
 
 Datetimes are timezone-aware or naive; a naive one is read in the store's time zone.
 """

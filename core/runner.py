@@ -20,16 +20,11 @@ from sqlite_utils import Database
 
 from .connector import Destination, Source
 from .errors import ConfigError, SegsyncError
-from .features import compute_features
-from .plan import Plan, plan_sync
-from .predict import write_predictions
-from .pull import SourceResult
-from .push import SyncResult, push
-from .reconcile import reconcile
-from .scores import add_scores
-from .segments import materialise
+from .ingest import SourceResult
+from .measure import add_scores, compute_features, write_predictions
+from .segment import TEMPLATES, materialise
 from .settings import Settings
-from .templates import TEMPLATES
+from .sync import Plan, SyncResult, plan_sync, push, reconcile
 
 log = logging.getLogger(__name__)
 

@@ -136,7 +136,7 @@ class GuardrailSettings(_Strict):
 
 
 class ScoringSettings(_Strict):
-    """Thresholds of the built-in scores (:mod:`segsync.core.scores`); days are whole days.
+    """Thresholds of the built-in scores (:mod:`segsync.core.measure.scores`); days are whole days.
 
     Replenishment cycles differ from shop to shop, so every day-based threshold is a setting.
     """

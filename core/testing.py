@@ -33,7 +33,6 @@ import pytest
 from pydantic import Field
 from sqlite_utils import Database
 
-from .attributes import ATTRIBUTES
 from .connector import (
     Capabilities,
     Change,
@@ -44,11 +43,11 @@ from .connector import (
     Target,
 )
 from .errors import FatalError, RetriableError
-from .plan import OPTED_OUT, Plan, plan_sync
-from .push import SyncResult, push
+from .measure import ATTRIBUTES
 from .retry import NO_WAIT, RetryPolicy
 from .settings import SyncSettings
 from .store import open_store
+from .sync import OPTED_OUT, Plan, SyncResult, plan_sync, push
 
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
@@ -403,7 +402,7 @@ class SyncHarness:
         self.db.conn.commit()
 
     def plan(self, **guardrails: Any) -> Plan:
-        """Plan the sync; ``guardrails`` are :func:`~segsync.core.plan.plan_sync` options."""
+        """Plan the sync; ``guardrails`` are :func:`~segsync.core.sync.plan.plan_sync` options."""
         return plan_sync(self.db, self.name, self.sync, self.destination, **guardrails)
 
     def run(self, **guardrails: Any) -> SyncResult:

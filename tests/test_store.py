@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from segsync.core.errors import LockedError
-from segsync.core.ingest import StoreWriter
+from segsync.core.ingest.writer import StoreWriter
 from segsync.core.migrations import migrations
 from segsync.core.records import Cursor, Customer, FileSeen, Order, OrderLine, Rejected
 from segsync.core.store import open_store, run_lock

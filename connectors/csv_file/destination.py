@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from segsync.core.connector import (
+    ANY_FIELD,
     Capabilities,
     Change,
     ConnectorConfig,
@@ -37,7 +38,6 @@ from segsync.core.connector import (
 )
 from segsync.core.errors import ConfigError
 from segsync.core.files import atomic_write
-from segsync.core.plan import ANY_FIELD
 from segsync.core.settings import ConfigPath
 
 # A target becomes a file name: no separators, no hidden or relative names.

@@ -36,11 +36,10 @@ from typing import Any
 import httpx
 import phonenumbers
 
-from segsync.core.connector import Capabilities, Change, Destination, Outcome, Target
+from segsync.core.connector import ANY_FIELD, Capabilities, Change, Destination, Outcome, Target
 from segsync.core.errors import ConfigError, FatalError, RetriableError
 from segsync.core.http import raise_for_status
 from segsync.core.jobs import JobLedger
-from segsync.core.plan import ANY_FIELD
 
 from .client import (
     KlaviyoClient,

@@ -31,9 +31,8 @@ from typing import Any
 
 import httpx
 
-from segsync.core.connector import Capabilities, Change, Destination, Outcome, Target
+from segsync.core.connector import ANY_FIELD, Capabilities, Change, Destination, Outcome, Target
 from segsync.core.errors import ConfigError, FatalError, RetriableError
-from segsync.core.plan import ANY_FIELD
 from segsync.core.retry import RetryPolicy
 
 from .client import BATCH_LIMIT, MailchimpClient

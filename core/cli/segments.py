@@ -1,0 +1,136 @@
+"""``segsync segments …`` and ``segsync model …``: looking at segments and predictive models."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import typer
+
+from ..errors import ConfigError
+from ..measure import fit_from_store
+from ..runner import measure_and_segment, resolve_as_of
+from ..segment import (
+    TEMPLATES,
+    compile_segment,
+    describe_templates,
+    explain,
+    preview,
+    stored_segments,
+)
+from .options import AsOfOption, JsonOption, app_state, as_date
+from .output import out, print_json, table
+
+segments_app = typer.Typer(help="List, inspect and preview segments.", no_args_is_help=True)
+model_app = typer.Typer(help="Fit and inspect the predictive models.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(segments_app, name="segments")
+    app.add_typer(model_app, name="model")
+
+
+def _segment(ctx: typer.Context, name: str):
+    settings = app_state(ctx).settings
+    if name not in settings.segments:
+        known = ", ".join(sorted(settings.segments)) or "none configured"
+        raise ConfigError(f"no segment named {name!r} (segments: {known})")
+    return settings.segments[name]
+
+
+@segments_app.command("list")
+def list_segments(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """Configured segments with their size at the last run."""
+    state = app_state(ctx)
+    rows = stored_segments(state.db, state.settings.segments)
+    if as_json:
+        print_json(rows)
+        return
+    out.print(table(["segment", "kind", "members", "as of", "description"],
+                    [[r["name"], r["kind"], r["size"], r["as_of"], r["description"]]
+                     for r in rows]))
+
+
+@segments_app.command("show")
+def show(ctx: typer.Context, name: str, as_of: dt.datetime | None = AsOfOption,
+         as_json: bool = JsonOption) -> None:
+    """A segment's definition, with a template expanded to its query."""
+    seg = _segment(ctx, name)
+    day = resolve_as_of(app_state(ctx).settings, as_date(as_of))
+    compiled = compile_segment(name, seg, day, TEMPLATES)
+    data = {"name": name, "description": seg.description, "kind": compiled.kind,
+            "query": seg.query, "template": seg.template, "params": seg.params, "sql": seg.sql,
+            "expanded_query": TEMPLATES[seg.template](seg.params) if seg.template else None,
+            "definition_hash": compiled.definition_hash}
+    if as_json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        if value not in (None, "", {}):
+            out.print(f"{key}: {value}", markup=False)
+
+
+@segments_app.command("preview")
+def preview_segment(ctx: typer.Context, name: str, as_of: dt.datetime | None = AsOfOption,
+                    limit: int = typer.Option(10, help="How many members to show."),
+                    as_json: bool = JsonOption) -> None:
+    """The segment's size and a sample of members, from the store's current data."""
+    state = app_state(ctx)
+    seg = _segment(ctx, name)
+    day = resolve_as_of(state.settings, as_date(as_of))
+    db = state.db
+    # Features are recomputed for the asked day inside a rolled-back transaction, so a
+    # preview never changes what the last run stored.
+    db.execute("BEGIN")
+    try:
+        measure_and_segment(db, state.settings, day, None)
+        size, rows = preview(db, name, seg, day, limit, TEMPLATES)
+    finally:
+        db.conn.rollback()
+    if as_json:
+        print_json({"name": name, "as_of": day.isoformat(), "size": size, "sample": rows})
+        return
+    out.print(f"{name}: {size:,} members as of {day}")
+    if rows:
+        columns = list(rows[0])
+        out.print(table(columns, [[r[c] for c in columns] for r in rows]))
+
+
+@segments_app.command("explain")
+def explain_segment(ctx: typer.Context, name: str, as_of: dt.datetime | None = AsOfOption,
+                    as_json: bool = JsonOption) -> None:
+    """The SQL a segment compiles to, and its parameters."""
+    seg = _segment(ctx, name)
+    day = resolve_as_of(app_state(ctx).settings, as_date(as_of))
+    sql, params = explain(name, seg, day, TEMPLATES)
+    if as_json:
+        print_json({"name": name, "as_of": day.isoformat(), "sql": sql, "params": params})
+        return
+    out.print(sql, markup=False)
+    for key, value in params.items():
+        out.print(f"  :{key} = {value!r}", markup=False)
+
+
+@segments_app.command("templates")
+def templates(as_json: bool = JsonOption) -> None:
+    """Built-in template segments, their parameters and the query each expands to."""
+    described = describe_templates()
+    if as_json:
+        print_json(described)
+        return
+    out.print(table(["template", "parameters", "expands to"],
+                    [[t["name"], ", ".join(p["takes"] and f"{p['name']}" for p in t["params"]),
+                      t["query"]] for t in described]))
+
+
+@model_app.command("fit")
+def fit(ctx: typer.Context, as_of: dt.datetime | None = AsOfOption,
+        as_json: bool = JsonOption) -> None:
+    """Fit BG/NBD and Gamma-Gamma on the store's history as of a day; print the parameters,
+    the log-likelihood and fit diagnostics."""
+    state = app_state(ctx)
+    day = resolve_as_of(state.settings, as_date(as_of))
+    report = fit_from_store(state.db, day)
+    if as_json:
+        print_json(report)
+        return
+    out.print_json(data=report)

@@ -1,0 +1,24 @@
+"""Stage 2, measure: one row of features per person, as of a day.
+
+In: ``people``, ``orders``, ``order_lines`` (written by :mod:`segsync.core.ingest`) and the
+``[scoring]`` settings. Out: ``person_features``, rebuilt whole and swapped in atomically, and
+``person_predictions``.
+
+* :mod:`.attributes` is the catalog: every attribute a segment can name, its type and column;
+* :mod:`.features` computes the per-person aggregates in set-based SQL passes (orders, spend net
+  of refunds, recency, gaps, trailing windows, categories, consent);
+* :mod:`.scores` adds the built-in scores over the features (RFM from :file:`rfm_map.toml`,
+  lifecycle, fading regulars, usage tiers, occasions, predicted spend tiers);
+* :mod:`.btyd` fits BG/NBD and Gamma-Gamma (pure numpy/scipy); :mod:`.predict` summarises the
+  store for them and writes P(alive), expected purchases and CLV;
+* :mod:`.days` is the calendar arithmetic shared with the segment language.
+
+Start reading at :func:`.features.compute_features`; the runner calls it, then
+:func:`.predict.write_predictions`, then :func:`.scores.add_scores`.
+"""
+
+from .attributes import ATTRIBUTES, BY_NAME, CONSENT_ENUM, CUSTOM_PREFIX, Attribute, AttrType
+from .days import shift_date
+from .features import compute_features
+from .predict import fit_from_store, write_predictions
+from .scores import add_scores

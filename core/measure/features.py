@@ -1,0 +1,290 @@
+"""The measure stage: ``person_features``, one row of features per person, set-based in SQLite.
+
+Every feature is computed "as of" a date so that a run, a plan and a test all see the same
+numbers: only orders with ``order_date <= as_of`` count, and ages and day counts are measured to
+``as_of``. The columns are the catalog in :mod:`.attributes` plus ``attributes`` (the
+person's custom attributes, a JSON object copied from ``people.attributes``).
+
+Definitions:
+
+* **Valid rows** are orders with ``cancelled_at IS NULL AND test = 0`` and a ``person_id``.
+  A row's net amount is ``total - refunded``. A row with ``total < 0`` is a refund row (POS
+  exports write returns that way): it lowers spend but is not an order, so it is left out of
+  ``number_of_orders``, the first/last order dates, the gaps, ``orders_last_*`` and the
+  product, vendor, SKU, tag and location lists (returned goods are not goods bought).
+* ``number_of_orders`` counts valid non-refund rows; ``amount_spent`` is the net amount of all
+  valid rows (refund rows included), 0.0 for a person without any; ``average_order_value`` is
+  ``amount_spent / number_of_orders``, NULL without orders.
+* ``days_since_last_order`` is ``as_of - last_order_date`` in whole days.
+* ``median_order_gap_days`` is the median of the gaps in days between consecutive *distinct*
+  order dates (several orders on one day are one date): NULL under two distinct dates, the
+  mean of the two middle gaps for an even number of gaps.
+* Trailing windows are half-open: ``orders_last_30d`` counts orders with
+  ``as_of - 30 days < order_date <= as_of``, so an order exactly 30 days before ``as_of`` is
+  out and one 29 days before is in (likewise 90 and 365). ``spent_last_Nd`` is the net amount
+  of the valid rows, refund rows included, in the same window.
+* Lists are JSON arrays of distinct strings in ascending (binary) order, ``'[]'`` when empty;
+  NULL and empty-string values are dropped. ``customer_tags`` and ``sources`` come from
+  ``people.tags`` / ``people.sources``; ``product_categories``, ``product_vendors``,
+  ``product_skus`` and ``product_tags`` (the union of the lines' ``product_tags`` arrays) from
+  the lines of the person's orders; ``locations`` from the orders.
+* ``email_domain`` is the part of the email after ``@``; ``customer_added_date`` is the date
+  part of ``people.created_at``.
+* ``email_subscription_status`` / ``sms_subscription_status`` upper-case the merged consent,
+  except ``cleaned`` → ``INVALID``; unknown (NULL) consent is ``NOT_SUBSCRIBED``, never a
+  state that would let a destination market to the person.
+* ``age`` is whole years from ``birth_date`` to ``as_of``, one less while this year's birthday
+  is still ahead. The birthday is compared as month-day text, so a 29 February birthday is
+  reached on 1 March in a non-leap year (and on 29 February in a leap year). NULL when
+  ``birth_date`` is missing or after ``as_of``.
+
+Catalog attributes that this stage does not compute (the scores of ``segsync.core.measure.scores``,
+run after it) are created as NULL columns of their declared type, so the table always matches
+the catalog and a query naming them compiles; the scores stage replaces them with values.
+
+How, and why this way: DESIGN §5 asks for 1M people / 5M orders / 12M lines within 1.5× of one
+hand-written aggregate pass, under 500 MB. Walking ``orders_person`` and each order's lines
+reads both tables in random order; scanning them in table order and letting SQLite's external
+sorter group by person measured about 5× faster at 1M people, so every pass below scans
+(``NOT INDEXED`` and ``CROSS JOIN`` pin those plans): one GROUP BY over the orders with
+conditional aggregates for the windows, one window-function pass for the gaps, one GROUP BY
+over the lines joined to their orders by primary key. Lists are gathered raw in those passes
+and sorted per person in the final INSERT, a small sort over the row's own JSON; one global
+sort of every (person, value) pair instead measured twice as slow. The temp tables are keyed by
+``person_id`` so the final INSERT joins them to ``people`` by rowid in one ordered pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlite_utils import Database
+
+from .attributes import ATTRIBUTES
+
+#: Windows for ``orders_last_Nd`` / ``spent_last_Nd``.
+WINDOW_DAYS = (30, 90, 365)
+
+_SQL_TYPES = {
+    "integer": "INTEGER",
+    "float": "REAL",
+    "date": "TEXT",
+    "string": "TEXT",
+    "enum": "TEXT",
+    "list": "TEXT",
+    "boolean": "INTEGER",
+}
+
+_VALID = (
+    "o.person_id IS NOT NULL AND o.cancelled_at IS NULL AND o.test = 0"
+    " AND o.order_date <= :as_of"
+)
+_IS_ORDER = "o.total >= 0"
+
+
+def _window_aggregates() -> str:
+    """``orders_last_Nd`` then ``spent_last_Nd`` as conditional aggregates; ``:dN`` is
+    ``as_of - N days``, excluded, so each window holds exactly N dates."""
+    counts = [f"count(*) FILTER (WHERE {_IS_ORDER} AND o.order_date > :d{n})"
+              for n in WINDOW_DAYS]
+    spent = [f"total(o.total - o.refunded) FILTER (WHERE o.order_date > :d{n})"
+             for n in WINDOW_DAYS]
+    return ",\n    ".join(counts + spent)
+
+
+# NOT INDEXED: with orders_person SQLite would walk the index and fetch every row at random;
+# a table scan plus one sort is several times faster on a store larger than the page cache.
+_ORDERS = f"""
+INSERT INTO temp._pf_orders
+SELECT o.person_id,
+    count(*) FILTER (WHERE {_IS_ORDER}),
+    total(o.total - o.refunded),
+    min(o.order_date) FILTER (WHERE {_IS_ORDER}),
+    max(o.order_date) FILTER (WHERE {_IS_ORDER}),
+    {_window_aggregates()},
+    json_group_array(o.location) FILTER (WHERE {_IS_ORDER})
+FROM orders AS o NOT INDEXED
+WHERE {_VALID}
+GROUP BY o.person_id
+"""
+
+# Gaps between consecutive order rows in date order; same-day rows give 0 and are dropped,
+# which yields exactly the gaps between distinct dates without a DISTINCT pass (measured twice
+# as slow). The middle gap is then the row numbered n/2 + 1 in gap order (averaged with the one
+# before it when n is even), which picks one row per person and so needs no GROUP BY. The ROWS
+# frames spare SQLite the peer comparisons of the default RANGE frame.
+_GAPS = f"""
+INSERT INTO temp._pf_gaps
+WITH d AS (
+    SELECT o.person_id, julianday(o.order_date) AS day
+    FROM orders AS o NOT INDEXED
+    WHERE {_VALID} AND {_IS_ORDER}
+), g AS (
+    SELECT person_id,
+        day - lag(day) OVER (PARTITION BY person_id ORDER BY day ROWS UNBOUNDED PRECEDING) AS gap
+    FROM d
+), r AS (
+    SELECT person_id, gap, lag(gap) OVER w AS previous, row_number() OVER w AS rn,
+        count(*) OVER w AS n
+    FROM g
+    WHERE gap > 0
+    WINDOW w AS (PARTITION BY person_id ORDER BY gap
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+)
+SELECT person_id, CASE WHEN n % 2 = 1 THEN gap ELSE (gap + previous) / 2 END
+FROM r
+WHERE rn = n / 2 + 1
+"""
+
+# The lines of each person's orders as raw JSON arrays, duplicates and NULLs included.
+# CROSS JOIN keeps lines as the outer loop: lines in table order, each order found by its
+# primary key. product_tags gathers each line's tag array as a string, unnested when sorted;
+# skipping the many untagged lines here spares the sort a JSON parse for each.
+_LINES = f"""
+INSERT INTO temp._pf_lines
+SELECT o.person_id, json_group_array(l.category), json_group_array(l.vendor),
+    json_group_array(l.sku), json_group_array(l.product_tags) FILTER (WHERE l.product_tags <> '[]')
+FROM order_lines AS l
+CROSS JOIN orders AS o ON o.source = l.source AND o.key = l.order_key
+WHERE {_VALID} AND {_IS_ORDER}
+GROUP BY o.person_id
+"""
+
+_TEMP_TABLES = {
+    "_pf_orders": "person_id INTEGER PRIMARY KEY, number_of_orders INTEGER, amount_spent REAL,"
+    " first_order_date TEXT, last_order_date TEXT, "
+    + ", ".join(f"orders_last_{n}d INTEGER" for n in WINDOW_DAYS)
+    + ", "
+    + ", ".join(f"spent_last_{n}d REAL" for n in WINDOW_DAYS)
+    + ", locations TEXT",
+    "_pf_gaps": "person_id INTEGER PRIMARY KEY, median_order_gap_days REAL",
+    "_pf_lines": "person_id INTEGER PRIMARY KEY, product_categories TEXT, product_vendors TEXT,"
+    " product_skus TEXT, product_tags TEXT",
+}
+
+# A raw JSON array made sorted, distinct and free of NULL and ''. It reads only the row's own
+# JSON, so each person costs one small sort and no table lookup. json_group_array(DISTINCT)
+# keeps the first of equal values, in the order the subquery delivers them.
+_SORTED = """(SELECT json_group_array(DISTINCT value) FROM (
+        SELECT value FROM json_each({array}) WHERE value <> '' ORDER BY value))"""
+# Same for an array of JSON arrays (as strings): the union of the inner arrays.
+_SORTED_UNION = """(SELECT json_group_array(DISTINCT value) FROM (
+        SELECT inner_.value FROM json_each({array}) AS outer_, json_each(outer_.value) AS inner_
+        WHERE inner_.value <> '' ORDER BY inner_.value))"""
+
+_CONSENT = """CASE {column}
+        WHEN 'subscribed' THEN 'SUBSCRIBED' WHEN 'pending' THEN 'PENDING'
+        WHEN 'unsubscribed' THEN 'UNSUBSCRIBED' WHEN 'cleaned' THEN 'INVALID'
+        WHEN 'redacted' THEN 'REDACTED' ELSE 'NOT_SUBSCRIBED' END"""
+
+#: SQL for every column this stage computes, over people ``p``, ``_pf_orders`` ``o``,
+#: ``_pf_gaps`` ``g`` and ``_pf_lines`` ``li``.
+_EXPRESSIONS: dict[str, str] = {
+    "person_id": "p.id",
+    "email": "p.email",
+    "email_domain": "CASE WHEN instr(p.email, '@') > 0"
+    " THEN substr(p.email, instr(p.email, '@') + 1) END",
+    "phone": "p.phone",
+    "first_name": "p.first_name",
+    "last_name": "p.last_name",
+    "email_subscription_status": _CONSENT.format(column="p.email_consent"),
+    "sms_subscription_status": _CONSENT.format(column="p.sms_consent"),
+    "customer_added_date": "substr(p.created_at, 1, 10)",
+    "number_of_orders": "coalesce(o.number_of_orders, 0)",
+    "amount_spent": "coalesce(o.amount_spent, 0.0)",
+    "average_order_value": "o.amount_spent / nullif(o.number_of_orders, 0)",
+    "first_order_date": "o.first_order_date",
+    "last_order_date": "o.last_order_date",
+    "days_since_last_order": "CAST(julianday(:as_of) - julianday(o.last_order_date) AS INTEGER)",
+    "median_order_gap_days": "g.median_order_gap_days",
+    **{f"orders_last_{n}d": f"coalesce(o.orders_last_{n}d, 0)" for n in WINDOW_DAYS},
+    **{f"spent_last_{n}d": f"coalesce(o.spent_last_{n}d, 0.0)" for n in WINDOW_DAYS},
+    "customer_tags": _SORTED.format(array="p.tags"),
+    "product_categories": _SORTED.format(array="li.product_categories"),
+    "product_vendors": _SORTED.format(array="li.product_vendors"),
+    "product_skus": _SORTED.format(array="li.product_skus"),
+    "product_tags": _SORTED_UNION.format(array="li.product_tags"),
+    "locations": _SORTED.format(array="o.locations"),
+    "sources": _SORTED.format(array="p.sources"),
+    "city": "p.city",
+    "region": "p.region",
+    "country": "p.country",
+    "postal_code": "p.postal_code",
+    "birth_date": "p.birth_date",
+    # Month-day text comparison: '02-28' < '02-29' keeps a leap-day baby a year younger until
+    # 1 March in a non-leap year.
+    "age": "CASE WHEN p.birth_date <= :as_of"
+    " THEN CAST(substr(:as_of, 1, 4) AS INTEGER) - CAST(substr(p.birth_date, 1, 4) AS INTEGER)"
+    " - (substr(:as_of, 6, 5) < substr(p.birth_date, 6, 5)) END",
+    "gender": "p.gender",
+}
+
+
+def _columns() -> list[tuple[str, str, str]]:
+    """``(column, SQL type, SQL expression)`` for every column of ``person_features``, in
+    catalog order; an attribute that this stage does not compute is a NULL column."""
+    columns = [
+        (a.sql_column, _SQL_TYPES[a.type], _EXPRESSIONS.get(a.sql_column, "NULL"))
+        for a in ATTRIBUTES
+    ]
+    return [*columns, ("attributes", "TEXT", "p.attributes")]
+
+
+def compute_features(db: Database, as_of: dt.date) -> int:
+    """Rebuild ``person_features`` as of ``as_of``; return the number of people.
+
+    The new table is built as ``person_features_new`` and swapped in within the same
+    transaction, so a reader sees either the previous table or the complete new one. See the
+    module docstring for the definition of each feature.
+    """
+    params = {"as_of": as_of.isoformat()}
+    params.update({f"d{n}": (as_of - dt.timedelta(days=n)).isoformat() for n in WINDOW_DAYS})
+    columns = _columns()
+    definitions = ", ".join(
+        f"{name} {sql_type}{' PRIMARY KEY' if name == 'person_id' else ''}"
+        for name, sql_type, _ in columns
+    )
+    try:
+        with db.atomic():
+            for name, spec in _TEMP_TABLES.items():
+                db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+                db.execute(f"CREATE TEMP TABLE {name} ({spec})")
+            for step in (_ORDERS, _GAPS, _LINES):
+                db.execute(step, params)
+            db.execute("DROP TABLE IF EXISTS person_features_new")
+            db.execute(f"CREATE TABLE person_features_new ({definitions})")
+            db.execute(
+                f"""
+                INSERT INTO person_features_new
+                SELECT {", ".join(expression for _, _, expression in columns)}
+                FROM people AS p
+                LEFT JOIN temp._pf_orders AS o ON o.person_id = p.id
+                LEFT JOIN temp._pf_gaps AS g ON g.person_id = p.id
+                LEFT JOIN temp._pf_lines AS li ON li.person_id = p.id
+                ORDER BY p.id
+                """,
+                params,
+            )
+            _swap(db)
+    finally:
+        for name in _TEMP_TABLES:
+            db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    return db.execute("SELECT count(*) FROM person_features").fetchone()[0]
+
+
+def _swap(db: Database) -> None:
+    """Replace ``person_features`` by ``person_features_new``; the caller holds a transaction.
+
+    Views or triggers over ``person_features`` (the segment stage may create them) make a
+    modern ALTER TABLE … RENAME fail, because for a moment they name a dropped table; the
+    legacy rename leaves them alone, and they point at the new table once it has the name.
+    """
+    legacy = db.execute("PRAGMA legacy_alter_table").fetchone()[0]
+    db.execute("DROP TABLE IF EXISTS person_features")
+    db.execute("PRAGMA legacy_alter_table = ON")
+    try:
+        db.execute("ALTER TABLE person_features_new RENAME TO person_features")
+    finally:
+        db.execute(f"PRAGMA legacy_alter_table = {int(legacy)}")
+    db.execute("CREATE INDEX person_features_email ON person_features (email)")
+    db.execute("CREATE INDEX person_features_phone ON person_features (phone)")

@@ -1,0 +1,234 @@
+"""Compile a parsed segment query to a parameterised SQL condition over ``person_features pf``.
+
+Every literal of the query travels as a named parameter (``:p1``, ``:p2`` …); the SQL text holds
+only column names taken from the attribute catalog, JSON paths passed as parameters, and fixed
+SQL of this module. A query can therefore never inject SQL, and the SQL text of a query does not
+depend on the as-of date (dates are parameters too).
+
+Semantics, decided here and relied on by the tests:
+
+* **Two-valued logic.** A condition on a missing (NULL) value is false, and ``NOT x`` is exactly
+  the people ``x`` does not match, missing values included: ``city != 'Paris'`` and
+  ``NOT city = 'Paris'`` both match people with no city, and ``NOT CONTAINS`` matches people with
+  no list. SQL's three-valued NULL would make ``NOT`` silently drop them.
+* **Lists.** JSON arrays; ``CONTAINS`` compares elements case-insensitively (SQLite ``lower()``,
+  which folds ASCII letters only); ``IS NULL`` is true for NULL and for an empty array.
+* **Dates.** Whole local days compared as ``YYYY-MM-DD`` text: ``= 2020-05-30`` is that day,
+  ``> -30d`` is after the day 30 days before as-of, ``BETWEEN`` includes both ends. A datetime
+  literal counts as its date because features hold no time of day.
+* **Custom attributes** (``attributes.NAME``) are read with ``json_extract(pf.attributes,
+  '$."NAME"')`` and compared the way the literal is written: text with a quoted string; numbers
+  with a number (JSON numbers, or text that looks like a number, such as ``"150"`` from a CSV);
+  dates with a date (text starting ``YYYY-MM-DD``); ``true`` / ``false`` with JSON booleans, 1/0,
+  or the text true/false. ``CONTAINS`` looks inside a JSON array (a scalar counts as a one-item
+  list); ``IS NULL`` is true when the key is missing, null or an empty array.
+
+Functions compile to correlated subqueries over the store's ``orders o`` (and ``order_lines l``),
+restricted to the person (``o.person_id = pf.person_id``) and to valid orders (not cancelled,
+not test). Orders with a negative total are refund rows: they never count as an order or a
+purchase, but their (negative) amount counts toward ``sum_amount``.
+
+``orders_placed MATCHES (…)``
+    ``date``, ``amount`` (``o.total - o.refunded``), ``location`` and ``channel`` select orders;
+    ``count`` compares the number of selected orders (refund rows excluded) and ``sum_amount``
+    the sum of their amounts (refund rows included, so it is net of returns). Without ``count``
+    or ``sum_amount`` it means "placed at least one selected order". ``location`` and ``channel``
+    match case-sensitively.
+``products_purchased MATCHES (…)``
+    ``tag`` (a product tag of the line), ``category``, ``vendor``, ``sku`` (case-insensitive),
+    ``title`` (case-sensitive) and ``date`` select order lines of purchase orders; ``count``
+    compares the number of distinct orders holding a selected line and ``sum_quantity`` the
+    total quantity of selected lines (returns are not subtracted). Without them it means
+    "bought at least one selected line".
+
+Aggregates are computed even when nothing matches, so ``count = 0`` or ``count < 2`` include
+people with no selected orders. ``MATCHES ()`` means any valid order or line; ``NOT MATCHES`` is
+the complement. ``!=`` and ``NOT IN`` on a parameter select lines/orders whose value differs or
+is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from . import tree
+from .parser import parse
+
+_VALID_ORDER = "o.person_id = pf.person_id AND o.cancelled_at IS NULL AND o.test = 0"
+_PURCHASE = "o.total >= 0"
+_ORDER_AMOUNT = "(o.total - o.refunded)"
+_ORDER_LINES = "orders o JOIN order_lines l ON l.source = o.source AND l.order_key = o.key"
+
+#: Text parameters: the SQL they read and whether they match case-insensitively.
+_TEXT_PARAMS = {
+    "products_purchased": {"category": ("l.category", True), "vendor": ("l.vendor", True),
+                           "sku": ("l.sku", True), "title": ("l.title", False)},
+    "orders_placed": {"location": ("o.location", False), "channel": ("o.channel", False)},
+}
+#: Parameters that filter on a number or a date of the order.
+_ORDER_PARAMS = {"date": "o.order_date", "amount": _ORDER_AMOUNT}
+#: Aggregate parameters and the aggregate they compare.
+_AGGREGATES = {
+    "products_purchased": {"count": "count(DISTINCT o.rowid)",
+                           "sum_quantity": "coalesce(sum(l.quantity), 0)"},
+    "orders_placed": {"count": f"count(CASE WHEN {_PURCHASE} THEN 1 END)",
+                      "sum_amount": f"coalesce(sum({_ORDER_AMOUNT}), 0)"},
+}
+
+# Text that looks like a number ("150", "-3.5", "1e3"): CSV sources store numbers as text.
+_NUMERIC_TEXT = "trim({v}) GLOB '*[0-9]*' AND trim({v}) NOT GLOB '*[^0-9.eE+-]*'"
+_ISO_DATE_TEXT = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+
+
+def compile_query(query: tree.Query | str, as_of: dt.date) -> tuple[str, dict[str, Any]]:
+    """Compile ``query`` to ``(where_sql, params)``: a condition over ``person_features pf``.
+
+    ``params`` maps the named placeholders of ``where_sql`` to their values; relative dates
+    are resolved against ``as_of``. A string is parsed first (against the default catalog).
+    """
+    if isinstance(query, str):
+        query = parse(query)
+    compiler = _Compiler(query, as_of)
+    return compiler.expr(query.expr), compiler.params
+
+
+def _not(condition: str) -> str:
+    # coalesce keeps NOT two-valued: a NULL (unknown) condition counts as false, so NOT is true.
+    return f"NOT coalesce({condition}, 0)"
+
+
+class _Compiler:
+    def __init__(self, query: tree.Query, as_of: dt.date):
+        self.query = query
+        self.as_of = as_of
+        self.params: dict[str, Any] = {}
+
+    def bind(self, value: Any) -> str:
+        name = f"p{len(self.params) + 1}"
+        self.params[name] = value
+        return f":{name}"
+
+    def literal(self, value: tree.Value) -> str:
+        if isinstance(value, tree.DateValue):
+            try:
+                day = value.resolve(self.as_of)
+            except (ValueError, OverflowError):
+                raise self.query.error(f"date {value.text} is out of range", value.pos) from None
+            return self.bind(day.isoformat())
+        return self.bind(value)
+
+    # -- boolean structure --------------------------------------------------------------------
+
+    def expr(self, node: tree.Expr) -> str:
+        match node:
+            case tree.Or(operands):
+                return "(" + " OR ".join(self.expr(o) for o in operands) + ")"
+            case tree.And(operands):
+                return "(" + " AND ".join(self.expr(o) for o in operands) + ")"
+            case tree.Not(operand):
+                return _not(self.expr(operand))
+            case tree.Compare(attr, op, value):
+                return self.compare(attr, op, value)
+            case tree.Between(attr, low, high):
+                column = self.column(attr, low)
+                return f"{column} BETWEEN {self.literal(low)} AND {self.literal(high)}"
+            case tree.Contains(attr, value, negated):
+                source = (f"json_each(pf.attributes, {self.path(attr)})" if attr.key
+                          else f"json_each(pf.{attr.column})")
+                found = (f"EXISTS (SELECT 1 FROM {source} AS j "
+                         f"WHERE lower(j.value) = lower({self.bind(value)}))")
+                return f"NOT {found}" if negated else found
+            case tree.IsNull(attr, negated):
+                return self.is_null(attr, negated)
+            case tree.Matches():
+                return self.matches(node)
+        raise AssertionError(f"unknown node {node!r}")  # the parser builds no other node
+
+    # -- attributes ---------------------------------------------------------------------------
+
+    def path(self, attr: tree.Attr) -> str:
+        # The name was checked to be an identifier, and is quoted in the path all the same.
+        return self.bind(f'$."{attr.key}"')
+
+    def column(self, attr: tree.Attr, value: tree.Value) -> str:
+        """The SQL reading ``attr``; for a custom attribute, shaped by the literal's kind."""
+        if not attr.key:
+            return f"pf.{attr.column}"
+        raw = f"json_extract(pf.attributes, {self.path(attr)})"
+        if isinstance(value, bool):
+            return f"lower(CAST({raw} AS TEXT))"
+        if isinstance(value, str):
+            return f"CAST({raw} AS TEXT)"
+        if isinstance(value, tree.DateValue):
+            text = f"CAST({raw} AS TEXT)"
+            return f"(CASE WHEN {text} GLOB '{_ISO_DATE_TEXT}' THEN substr({text}, 1, 10) END)"
+        return (f"(CASE WHEN typeof({raw}) IN ('integer', 'real') THEN {raw} "
+                f"WHEN {_NUMERIC_TEXT.format(v=raw)} THEN CAST(trim({raw}) AS REAL) END)")
+
+    def compare(self, attr: tree.Attr, op: str, value: tree.Value) -> str:
+        column = self.column(attr, value)
+        if attr.key and isinstance(value, bool):
+            # JSON true extracts as 1; CSV sources give "true" / "TRUE".
+            spellings = ("true", "1") if value else ("false", "0")
+            found = f"{column} IN ({self.bind(spellings[0])}, {self.bind(spellings[1])})"
+            return found if op == "=" else _not(found)
+        if op == "!=":
+            # IS NOT is true for NULL: "not equal" includes people with no value.
+            return f"{column} IS NOT {self.literal(value)}"
+        return f"{column} {op} {self.literal(value)}"
+
+    def is_null(self, attr: tree.Attr, negated: bool) -> str:
+        if attr.key:
+            # json_extract renders an empty array as '[]' and a missing key or JSON null as NULL.
+            empty = f"coalesce(json_extract(pf.attributes, {self.path(attr)}), '[]') = '[]'"
+            return f"NOT ({empty})" if negated else empty
+        if attr.type == "list":
+            return f"coalesce(json_array_length(pf.{attr.column}), 0) {'>' if negated else '='} 0"
+        return f"pf.{attr.column} IS {'NOT ' if negated else ''}NULL"
+
+    # -- functions ----------------------------------------------------------------------------
+
+    def matches(self, node: tree.Matches) -> str:
+        filters: list[str] = []
+        aggregates: list[str] = []
+        for param in node.params:
+            if param.name in _AGGREGATES[node.function]:
+                aggregates.append(self.param(_AGGREGATES[node.function][param.name], param))
+            elif param.name in _ORDER_PARAMS:
+                filters.append(self.param(_ORDER_PARAMS[param.name], param))
+            elif param.name == "tag":
+                filters.append(self.tag(param))
+            else:
+                filters.append(self.text_param(*_TEXT_PARAMS[node.function][param.name], param))
+        products = node.function == "products_purchased"
+        source = _ORDER_LINES if products else "orders o"
+        # Refund rows stay in an orders_placed aggregate for sum_amount (count skips them itself).
+        base = [_VALID_ORDER] if aggregates and not products else [_VALID_ORDER, _PURCHASE]
+        where = " AND ".join(base + filters)
+        if aggregates:
+            # An aggregate without GROUP BY yields one row even when nothing matches, so
+            # "count = 0" holds for people without matching orders.
+            found = f"(SELECT {' AND '.join(aggregates)} FROM {source} WHERE {where})"
+        else:
+            found = f"EXISTS (SELECT 1 FROM {source} WHERE {where})"
+        return f"NOT {found}" if node.negated else found
+
+    def param(self, sql: str, param: tree.Param) -> str:
+        if param.op == "BETWEEN":
+            low, high = param.values
+            return f"{sql} BETWEEN {self.literal(low)} AND {self.literal(high)}"
+        return f"{sql} {param.op} {self.literal(param.values[0])}"
+
+    def text_param(self, sql: str, fold_case: bool, param: tree.Param) -> str:
+        values = [self.bind(v) for v in param.values]
+        if fold_case:
+            sql, values = f"lower({sql})", [f"lower({v})" for v in values]
+        found = f"{sql} IN ({', '.join(values)})" if len(values) > 1 else f"{sql} = {values[0]}"
+        return _not(found) if param.op in ("!=", "NOT IN") else found
+
+    def tag(self, param: tree.Param) -> str:
+        values = ", ".join(f"lower({self.bind(v)})" for v in param.values)
+        found = (f"EXISTS (SELECT 1 FROM json_each(l.product_tags) AS t "
+                 f"WHERE lower(t.value) IN ({values}))")
+        return f"NOT {found}" if param.op in ("!=", "NOT IN") else found

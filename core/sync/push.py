@@ -1,0 +1,460 @@
+"""Pushing a plan to its destination and recording what the destination confirmed.
+
+The executor keeps three promises (DESIGN §4):
+
+* **The baseline moves only for confirmed records.** ``sync_state`` is written only for an
+  ``ok`` outcome; a rejection, a transient failure, a timeout after the write landed or a crash
+  leaves it as it was, and the key is back in the next plan.
+* **Every batch is journalled before it is sent.** One transaction writes the ``sync_journal``
+  row (state ``sent``) and marks each key ``pending`` in ``sync_outcomes``; only then is the
+  batch handed to a worker. A crash after that point leaves the keys in doubt, and the next plan
+  re-sends them (writes are idempotent, so re-sending converges) or removes them if they are no
+  longer wanted. Journal rows a crash left in ``sent`` are marked ``interrupted`` by the next push.
+* **Calls stay within the destination's limits.** Batches hold at most ``max_batch`` changes and
+  at most ``max_concurrency`` are in flight. Workers only call the destination; every database
+  write happens on the calling thread, because an SQLite connection is not shared across
+  threads.
+
+A batch is retried on :class:`~segsync.core.errors.RetriableError` under a
+:class:`~segsync.core.retry.RetryPolicy`. A :class:`~segsync.core.errors.FatalError` whose
+``status`` says the request was bad (400, 413, 422) is record-caused: the batch is halved until
+every record is classified, so one bad address cannot sink 499 good ones. Any other batch
+failure (retries exhausted, bad credentials) stops the sync: its remaining batches are not sent
+and are logged as failed, since every further call would fail the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from sqlite_utils import Database
+
+from ..connector import Change, Destination, Outcome, Target
+from ..errors import FatalError, RetriableError
+from ..retry import RetryPolicy
+from ..store import utcnow
+from .plan import Plan, PlannedChange
+
+#: HTTP statuses meaning "this request's content is wrong": worth splitting the batch.
+RECORD_CAUSED_STATUS = frozenset({400, 413, 422})
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class SyncResult:
+    """What one push did, per key. ``write_calls`` counts every ``apply`` call, retries and
+    split halves included, so it can be held against the minimum ``ceil(changes / max_batch)``.
+
+    ``status``: ``held`` when a guardrail held removals (the run must exit 4 until an operator
+    decides), else ``failed`` when the destination failed as a whole, else ``partial`` when
+    some records were rejected or failed, else ``ok``.
+    """
+
+    sync: str
+    status: Literal["ok", "partial", "failed", "held"] = "ok"
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    rejected: int = 0
+    failed: int = 0
+    invalid: int = 0
+    held: int = 0
+    unchanged: int = 0
+    suppressed: int = 0
+    released: int = 0
+    write_calls: int = 0
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI exit code this result alone calls for (DESIGN §6)."""
+        return {"ok": 0, "partial": 1, "failed": 1, "held": 4}[self.status]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Sent:
+    """A worker's answer for one batch: outcomes it got, calls it made, and the error that
+    ended it early (changes without an outcome then failed with it)."""
+
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    calls: int = 0
+    error: str | None = None
+
+
+def _record_caused(exc: FatalError) -> bool:
+    # Connectors put the HTTP status on the error; without one, a fatal error is assumed to be
+    # about the account or the request as a whole, which splitting cannot fix.
+    return exc.status in RECORD_CAUSED_STATUS
+
+
+def _send(
+    destination: Destination, target: Target, changes: list[Change], policy: RetryPolicy
+) -> _Sent:
+    """Apply one batch with retries and split-on-bad-request; runs in a worker thread, so it
+    must not touch the database."""
+    sent = _Sent()
+
+    def attempt(chunk: Sequence[Change]) -> list[Outcome]:
+        sent.calls += 1
+        return destination.apply(target, chunk)
+
+    def run(chunk: list[Change]) -> None:
+        try:
+            outcomes = policy.call(attempt, chunk)
+        except FatalError as exc:
+            if not _record_caused(exc):
+                raise
+            if len(chunk) == 1:
+                # One record the destination refuses outright: a permanent rejection, which
+                # the next plan suppresses until the record changes.
+                sent.outcomes[chunk[0].key] = Outcome(chunk[0].key, "rejected", str(exc))
+                return
+            # k bad records cost O(k log n) extra calls; clean halves go through in one call.
+            middle = len(chunk) // 2
+            run(chunk[:middle])
+            run(chunk[middle:])
+            return
+        wanted = {c.key for c in chunk}
+        for outcome in outcomes:
+            # An outcome for a key not in the call would move a baseline nobody confirmed.
+            if outcome.key in wanted:
+                sent.outcomes[outcome.key] = outcome
+
+    # Outcomes gathered before a batch-level failure are kept: those records were confirmed.
+    try:
+        run(changes)
+    except RetriableError as exc:
+        sent.error = f"transient error, retries exhausted: {exc}"
+    except FatalError as exc:
+        sent.error = str(exc)
+    return sent
+
+
+class _Recorder:
+    """Every database write of a push, on the calling thread."""
+
+    def __init__(self, db: Database, plan: Plan, run_id: int, result: SyncResult):
+        self.db = db
+        self.plan = plan
+        self.run_id = run_id
+        self.result = result
+
+    def prepare(self) -> None:
+        """Create the scratch table of a batch's unconfirmed keys, and close the journal of a
+        crashed push: its batches left in ``sent`` are in doubt, their keys already back in
+        this plan through ``pending`` outcomes, so the journal only needs to say so."""
+        self.db.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {self.plan.table}_unconfirmed "
+            "(key TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT)"
+        )
+        self.db.execute(
+            "UPDATE sync_journal SET state = 'interrupted', finished_at = ? "
+            "WHERE sync = ? AND state = 'sent'",
+            [utcnow(), self.plan.sync],
+        )
+
+    def release(self) -> None:
+        """Forget a baseline that belongs to a previous target, leaving its members there."""
+        plan, now = self.plan, utcnow()
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
+                "SELECT ?, sync, key, 'release', 'released', ?, ? FROM sync_state WHERE sync = ?",
+                [
+                    self.run_id,
+                    f"left in previous target {plan.previous_target}, no longer managed",
+                    now,
+                    plan.sync,
+                ],
+            )
+            self.db.execute("DELETE FROM sync_state WHERE sync = ?", [plan.sync])
+            self.db.execute("DELETE FROM sync_outcomes WHERE sync = ?", [plan.sync])
+            self.record_target(None)
+
+    def record_target(self, remote_id: str | None) -> None:
+        """Record the target the baseline now belongs to."""
+        plan = self.plan
+        self.db.execute(
+            "INSERT INTO sync_targets (sync, destination, destination_type, target, remote_id, "
+            "config_hash, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (sync) DO UPDATE SET destination = excluded.destination, "
+            "destination_type = excluded.destination_type, target = excluded.target, "
+            "remote_id = excluded.remote_id, config_hash = excluded.config_hash, "
+            "updated_at = excluded.updated_at",
+            [
+                plan.sync,
+                plan.destination,
+                plan.destination_type,
+                plan.target,
+                remote_id,
+                plan.config_hash,
+                utcnow(),
+            ],
+        )
+
+    def journal(self, first: int, last: int) -> int:
+        """Write the journal row of the batch ``first..last`` (plan seqs) and mark its keys
+        pending, in one transaction. Set-based over the plan table: per-record Python here
+        would serialise the whole push behind the calling thread."""
+        plan, t, now = self.plan, self.plan.table, utcnow()
+        batch = f"FROM {t} WHERE class = 'send' AND seq BETWEEN {first:d} AND {last:d}"
+        with self.db.atomic():
+            journal_id = self.db.execute(
+                "INSERT INTO sync_journal (run_id, sync, ops, changes, size, state, created_at) "
+                "SELECT ?, ?, (SELECT group_concat(op, '+') FROM (SELECT DISTINCT op "
+                f"{batch} ORDER BY op)), json_group_array(json_array(op, key)), count(*), "
+                f"'sent', ? {batch}",
+                [self.run_id, plan.sync, now],
+            ).lastrowid
+            # Attempts count consecutive tries of the same change; a new op or payload restarts.
+            self.db.execute(
+                "INSERT INTO sync_outcomes (sync, key, op, status, payload_hash, config_hash, "
+                f"attempts, run_id, updated_at) SELECT ?, key, op, 'pending', payload_hash, ?, "
+                f"1, ?, ? {batch} "
+                "ON CONFLICT (sync, key) DO UPDATE SET status = 'pending', "
+                "attempts = CASE WHEN sync_outcomes.op = excluded.op "
+                "AND sync_outcomes.payload_hash IS excluded.payload_hash "
+                "THEN sync_outcomes.attempts + 1 ELSE 1 END, "
+                "op = excluded.op, payload_hash = excluded.payload_hash, "
+                "config_hash = excluded.config_hash, run_id = excluded.run_id, "
+                "updated_at = excluded.updated_at",
+                [plan.sync, plan.config_hash, self.run_id, now],
+            )
+        assert journal_id is not None
+        return journal_id
+
+    def outcomes(self, journal_id: int, batch: list[PlannedChange], sent: _Sent) -> None:
+        """Apply a batch's outcomes: move the baseline for ``ok``, keep the rest in
+        ``sync_outcomes``, and log every record.
+
+        Only the unconfirmed keys are handled one by one (written to a scratch table); the
+        confirmed majority is moved with set-based statements over the plan table.
+        """
+        plan, result, now = self.plan, self.result, utcnow()
+        t, first, last = plan.table, batch[0].seq, batch[-1].seq
+        unconfirmed = []
+        for planned in batch:
+            key = planned.change.key
+            outcome = sent.outcomes.get(key)
+            if outcome is None:
+                unconfirmed.append((key, "failed",
+                                    sent.error or "the destination returned no outcome"))
+            elif outcome.status != "ok":
+                status = "rejected" if outcome.status == "rejected" else "failed"
+                unconfirmed.append((key, status, outcome.reason))
+        in_batch = f"{t}.class = 'send' AND {t}.seq BETWEEN {first:d} AND {last:d}"
+        confirmed = f"{in_batch} AND {t}.key NOT IN (SELECT key FROM {t}_unconfirmed)"
+        db = self.db
+        with db.atomic():
+            db.execute(f"DELETE FROM {t}_unconfirmed")
+            db.conn.executemany(f"INSERT INTO {t}_unconfirmed VALUES (?, ?, ?)", unconfirmed)
+            db.execute(
+                "INSERT INTO sync_state (sync, key, config_hash, person_id, payload_hash, "
+                f"payload, acked_run, acked_at) SELECT ?, key, ?, person_id, payload_hash, "
+                f"payload, ?, ? FROM {t} WHERE {confirmed} AND op <> 'remove' "
+                "ON CONFLICT (sync, key) DO UPDATE SET config_hash = excluded.config_hash, "
+                "person_id = excluded.person_id, payload_hash = excluded.payload_hash, "
+                "payload = excluded.payload, acked_run = excluded.acked_run, "
+                "acked_at = excluded.acked_at",
+                [plan.sync, plan.config_hash, self.run_id, now],
+            )
+            db.execute(
+                f"DELETE FROM sync_state WHERE sync = ? AND key IN "
+                f"(SELECT key FROM {t} WHERE {confirmed} AND op = 'remove')",
+                [plan.sync],
+            )
+            db.execute(
+                f"DELETE FROM sync_outcomes WHERE sync = ? AND key IN "
+                f"(SELECT key FROM {t} WHERE {confirmed})",
+                [plan.sync],
+            )
+            db.execute(
+                f"UPDATE sync_outcomes SET status = u.status, reason = u.reason, updated_at = ? "
+                f"FROM {t}_unconfirmed u WHERE sync_outcomes.sync = ? "
+                "AND sync_outcomes.key = u.key",
+                [now, plan.sync],
+            )
+            # A confirmed change is logged with why it was planned (why a member was removed,
+            # that it is a retry); anything else with the destination's reason.
+            db.execute(
+                "INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
+                f"SELECT ?, ?, {t}.key, op, COALESCE(u.status, 'ok'), "
+                f"CASE WHEN u.key IS NULL THEN {t}.reason ELSE u.reason END, ? "
+                f"FROM {t} LEFT JOIN {t}_unconfirmed u ON u.key = {t}.key WHERE {in_batch}",
+                [self.run_id, plan.sync, now],
+            )
+            db.execute(
+                "UPDATE sync_journal SET state = ?, calls = ?, error = ?, finished_at = ? "
+                "WHERE id = ?",
+                ["failed" if sent.error else "done", sent.calls, sent.error, now, journal_id],
+            )
+            counts = dict(db.execute(
+                f"SELECT op, count(*) FROM {t} WHERE {confirmed} GROUP BY op"
+            ).fetchall())
+        result.added += counts.get("add", 0)
+        result.updated += counts.get("update", 0)
+        result.removed += counts.get("remove", 0)
+        result.rejected += sum(1 for _key, status, _reason in unconfirmed if status == "rejected")
+        result.failed += sum(1 for _key, status, _reason in unconfirmed if status == "failed")
+
+    def not_sent(self, after_seq: int, error: str) -> None:
+        """Log the changes a failed destination never received; the baseline and outcomes are
+        untouched, so they are simply in the next plan."""
+        plan = self.plan
+        cursor = self.db.execute(
+            f"INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
+            f"SELECT ?, ?, key, op, 'failed', ?, ? FROM {plan.table} "
+            f"WHERE class = 'send' AND seq > ?",
+            [self.run_id, plan.sync, f"not sent: {error}", utcnow(), after_seq],
+        )
+        self.result.failed += cursor.rowcount
+
+    def finish(self) -> None:
+        """Log held removals and forget outcomes the plan found stale (the key is in sync, or
+        neither wanted nor acknowledged any more)."""
+        plan, now = self.plan, utcnow()
+        with self.db.atomic():
+            self.db.execute(
+                f"INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
+                f"SELECT ?, ?, key, op, 'held', reason, ? FROM {plan.table} WHERE class = 'held'",
+                [self.run_id, plan.sync, now],
+            )
+            self.db.execute(
+                f"DELETE FROM sync_outcomes WHERE sync = ? AND key IN "
+                f"(SELECT key FROM {plan.table} WHERE class IN ('unchanged', 'stale'))",
+                [plan.sync],
+            )
+
+
+def push(
+    db: Database,
+    plan: Plan,
+    destination: Destination,
+    run_id: int,
+    *,
+    retry: RetryPolicy | None = None,
+    progress: Progress | None = None,
+) -> SyncResult:
+    """Send ``plan`` to ``destination`` and record the outcomes under ``run_id``.
+
+    A plan with nothing to send makes no destination call at all, not even ``ensure_target``:
+    a quiet run must cost no API quota. ``progress(done, total)`` is called on the calling
+    thread after each batch is recorded.
+    """
+    policy = retry or RetryPolicy()
+    result = SyncResult(
+        sync=plan.sync,
+        invalid=plan.invalid,
+        held=plan.held,
+        unchanged=plan.unchanged,
+        suppressed=plan.suppressed,
+        released=plan.released,
+    )
+    recorder = _Recorder(db, plan, run_id, result)
+    recorder.prepare()
+    # Releasing and cleaning up are store-only, so they happen even on a quiet run.
+    if plan.previous_target is not None:
+        recorder.release()
+    if plan.to_send:
+        _deliver(recorder, plan, destination, policy, progress)
+    recorder.finish()
+    # Held first: only an operator can clear it, while failures retry on their own next run.
+    if plan.held:
+        result.status = "held"
+    elif result.error:
+        result.status = "failed"
+    elif result.rejected or result.failed:
+        result.status = "partial"
+    return result
+
+
+def _deliver(
+    recorder: _Recorder,
+    plan: Plan,
+    destination: Destination,
+    policy: RetryPolicy,
+    progress: Progress | None,
+) -> None:
+    result, caps = recorder.result, plan.capabilities
+    try:
+        target = policy.call(destination.ensure_target, plan.target, dict(plan.settings.options))
+    except (RetriableError, FatalError) as exc:
+        # Without a target nothing can be sent; the whole plan stays for the next run.
+        result.error = f"target {plan.target!r}: {exc}"
+        recorder.not_sent(0, result.error)
+        return
+    recorder.record_target(target.remote_id)
+
+    cap = max(1, caps.max_concurrency)
+    batches = plan.batches(max(1, caps.max_batch))
+    upcoming = next(batches, None)
+    in_flight: dict[Future[_Sent], tuple[int, list[PlannedChange]]] = {}
+    last_seq = done = 0
+
+    def top_up() -> None:
+        # Journal each batch before it leaves; build the next one while calls are in flight.
+        nonlocal upcoming, last_seq
+        while result.error is None and upcoming is not None and len(in_flight) < cap:
+            batch, upcoming = upcoming, None
+            last_seq = batch[-1].seq
+            journal_id = recorder.journal(batch[0].seq, last_seq)
+            future = pool.submit(_send, destination, target, [p.change for p in batch], policy)
+            in_flight[future] = (journal_id, batch)
+            upcoming = next(batches, None)
+
+    with ThreadPoolExecutor(max_workers=cap, thread_name_prefix=f"segsync-{plan.sync}") as pool:
+        top_up()
+        while in_flight:
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            answered = []
+            for future in finished:
+                journal_id, batch = in_flight.pop(future)
+                # A worker exception other than the connector errors is a bug: let it out,
+                # leaving the batch pending, exactly like a crash.
+                sent = future.result()
+                if sent.error and result.error is None:
+                    result.error = sent.error
+                answered.append((journal_id, batch, sent))
+            # Refill before recording, so the destination is not kept waiting on the store.
+            top_up()
+            for journal_id, batch, sent in answered:
+                result.write_calls += sent.calls
+                recorder.outcomes(journal_id, batch, sent)
+                done += len(batch)
+                if progress is not None:
+                    progress(done, plan.to_send)
+    if result.error is not None:
+        recorder.not_sent(last_seq, result.error)
+
+
+def sync_log_rows(
+    db: Database,
+    run_id: int | None = None,
+    sync: str | None = None,
+    key: str | None = None,
+    outcome: str | None = None,
+    limit: int | None = 100,
+) -> list[dict[str, Any]]:
+    """Row-level history for ``segsync log``, newest first, filtered by any of the arguments."""
+    where, params = [], []
+    for column, value in (("run_id", run_id), ("sync", sync), ("key", key), ("outcome", outcome)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    sql = "SELECT run_id, sync, key, op, outcome, reason, at FROM sync_log"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY rowid DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    cursor = db.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
