@@ -21,7 +21,7 @@ from sqlite_utils import Database
 from .connector import Destination, Source
 from .errors import ConfigError, SegsyncError
 from .ingest import SourceResult
-from .measure import add_scores, compute_features, write_predictions
+from .measure import add_scores, compute_features, describe_gap, write_predictions
 from .segment import TEMPLATES, materialise
 from .settings import Settings
 from .sync import Plan, SyncResult, plan_sync, push, reconcile
@@ -40,23 +40,24 @@ def resolve_as_of(settings: Settings, override: dt.date | None) -> dt.date:
 
 
 def measure_and_segment(db: Database, settings: Settings, as_of: dt.date,
-                        run_id: int | None) -> tuple[dict[str, int], str | None]:
+                        run_id: int | None) -> tuple[dict[str, int], dict[str, Any] | None]:
     """Rebuild the features, scores and predictions, then every segment's membership.
 
-    Returns the segment sizes and, when the predictive models could not be fitted (too little
-    history, no convergence), why: segments on other attributes still run, and those on
-    predictions see nulls rather than a failed run.
+    Returns the segment sizes and who got predictions (the ``coverage`` of
+    :func:`.measure.write_predictions`; None with predictions turned off). People a model
+    cannot serve (no order yet, too little history, no convergence) get null predictions, so
+    segments on other attributes still run; a model that could not be used is also a warning.
     """
     compute_features(db, as_of)
-    skipped = None
+    coverage = None
     if settings.scoring.predictions:
-        try:
-            write_predictions(db, as_of, clv_months=settings.scoring.clv_months)
-        except SegsyncError as exc:
-            skipped = f"predictions skipped: {exc}"
-            log.warning("%s", skipped)
-    add_scores(db, as_of, settings.scoring, predictions=skipped is None)
-    return materialise(db, settings.segments, as_of, run_id, TEMPLATES), skipped
+        coverage = write_predictions(db, as_of, clv_months=settings.scoring.clv_months)[
+            "coverage"]
+        for gap in coverage["missing"]:
+            if gap["model"]:
+                log.warning("predictions: %s", describe_gap(gap))
+    add_scores(db, as_of, settings.scoring)
+    return materialise(db, settings.segments, as_of, run_id, TEMPLATES), coverage
 
 
 def removals_blocked(db: Database, sources: dict[str, Source],

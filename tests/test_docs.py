@@ -60,3 +60,11 @@ def test_every_stage_package_says_what_it_reads_and_writes():
             continue
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
         assert "In:" in doc and "Out:" in doc, init
+
+
+def test_readme_states_the_history_predictions_need():
+    from segsync.core.measure.predict import MIN_REPEAT_BUYERS
+
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"fewer than {MIN_REPEAT_BUYERS} buyers bought more than once" in readme
+    assert f"fewer than {MIN_REPEAT_BUYERS} repeat buyers paid for a repeat purchase" in readme

@@ -7,6 +7,7 @@ import datetime as dt
 import typer
 
 from ..ingest import pull_sources
+from ..measure import coverage_lines
 from ..runner import (
     close_all,
     measure_and_segment,
@@ -66,7 +67,7 @@ def run(
                     progress=lambda name, n, _r: n % 500 == 0 and tick(f"pull {name}", n),
                 )
                 blocked = removals_blocked(db, sources, pulled)
-                sizes, predictions_note = measure_and_segment(db, settings, day, record.id)
+                sizes, coverage = measure_and_segment(db, settings, day, record.id)
                 reports = push_all(
                     db, settings, destinations, record.id, blocked, allow_large_removals,
                     only=sync, progress=lambda name, done, total: tick(f"push {name}", done,
@@ -80,7 +81,7 @@ def run(
                 "sources": [r.as_dict() for r in pulled],
                 "removals_blocked": blocked,
                 "segments": sizes,
-                "predictions": predictions_note or "ok",
+                "predictions": coverage,
                 "syncs": [r.as_dict() for r in reports],
             }
     finally:
@@ -112,6 +113,9 @@ def _print_run(run_id: int, summary: dict) -> None:
               s["files_skipped"]] for s in summary["sources"]],
         ))
     out.print(table(["segment", "members"], [[k, v] for k, v in summary["segments"].items()]))
+    if summary["predictions"]:
+        for line in coverage_lines(summary["predictions"]):
+            out.print(line, markup=False)
     out.print(table(
         ["sync", "status", "added", "updated", "removed", "rejected", "failed", "invalid",
          "held", "calls"],

@@ -6,8 +6,8 @@ import datetime as dt
 
 import typer
 
-from ..errors import ConfigError
-from ..measure import fit_from_store
+from ..errors import ConfigError, SegsyncError
+from ..measure import coverage_lines, fit_from_store
 from ..runner import measure_and_segment, resolve_as_of
 from ..segment import (
     TEMPLATES,
@@ -126,11 +126,16 @@ def templates(as_json: bool = JsonOption) -> None:
 def fit(ctx: typer.Context, as_of: dt.datetime | None = AsOfOption,
         as_json: bool = JsonOption) -> None:
     """Fit BG/NBD and Gamma-Gamma on the store's history as of a day; print the parameters,
-    the log-likelihood and fit diagnostics."""
+    the log-likelihood, fit diagnostics and who would get predictions (exit 1 when nobody
+    would: too little history, or no convergence)."""
     state = app_state(ctx)
     day = resolve_as_of(state.settings, as_date(as_of))
     report = fit_from_store(state.db, day)
     if as_json:
         print_json(report)
-        return
-    out.print_json(data=report)
+    else:
+        out.print_json(data=report)
+        for line in coverage_lines(report["coverage"]):
+            out.print(line, markup=False)
+    if "purchase" in report["problems"]:
+        raise SegsyncError(f"no predictions: {report['problems']['purchase']}")

@@ -20,5 +20,5 @@ Start reading at :func:`.features.compute_features`; the runner calls it, then
 from .attributes import ATTRIBUTES, BY_NAME, CONSENT_ENUM, CUSTOM_PREFIX, Attribute, AttrType
 from .days import shift_date
 from .features import compute_features
-from .predict import fit_from_store, write_predictions
+from .predict import coverage_lines, describe_gap, fit_from_store, write_predictions
 from .scores import add_scores

@@ -22,23 +22,35 @@ Fits are maximum likelihood over log-parameters with analytic gradients. They ru
 sufficient statistics: people with the same (x, t_x, T) share one likelihood term weighted by
 their count, so the cost follows the number of distinct histories rather than people, and the
 terms that depend on x alone are summed once per distinct x.
+
+A small shop's likelihood often keeps rising towards one of the models' limits (every buyer
+with the same drop-out probability, or the same purchase rate; nobody dropping out). Such a fit
+converges *at* the limit: it ends where the gradient vanishes and nothing along the flat
+direction is worth a thousandth of a log-likelihood unit (:func:`_fit_log_params`), and its
+predictions are computed by a series that is exact for any positive parameters, so they are
+finite there and tend to the limiting model's continuously (:func:`_alive_purchases`).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln
 
 FloatArray = NDArray[np.float64]
 
 #: Bounds on every parameter during a fit. Far outside any plausible value (alpha in weeks is
-#: typically 1-100), they only stop a degenerate data set from driving a parameter to 0 or
-#: infinity and overflowing; a fit that ends on one is reported as not converged.
+#: typically 1-100), they stop a degenerate data set from driving a parameter to 0 or infinity
+#: and overflowing. A small shop's likelihood often keeps rising towards one of the models'
+#: limits (a, b -> infinity: one drop-out probability for all; a -> 0: no drop-out; r,
+#: alpha -> infinity: one purchase rate for all); a parameter pinned here stands for that
+#: limit, with predictions within about 1e-8 of the limiting model's.
 _PARAM_MIN, _PARAM_MAX = 1e-8, 1e8
 _LOG_BOUNDS = (float(np.log(_PARAM_MIN)), float(np.log(_PARAM_MAX)))
 
@@ -48,8 +60,19 @@ _LOG_BOUNDS = (float(np.log(_PARAM_MIN)), float(np.log(_PARAM_MAX)))
 _OPTIONS = {"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10}
 _NEWTON_STEPS = 4
 #: Largest gradient component (mean log-likelihood per person, log-parameters) of a fit
-#: reported as converged.
+#: reported as converged; at a bound, only the component pointing back inside counts.
 _GRADIENT_TOLERANCE = 1e-6
+#: Curvature (of the mean objective, in log-parameters) below which a direction is flat: the
+#: data barely tell its points apart. The CDNOW fits' smallest is 3e-3; a small shop's fit
+#: heading for a limit has one near 0 or slightly negative.
+_FLAT_CURVATURE = 1e-4
+#: A fit is not finished while a point along a flat direction beats it by more than this much
+#: *total* log-likelihood; smaller differences mean nothing statistically.
+_LIMIT_GAIN = 1e-3
+#: Steps in log-parameters tried both ways along each flat direction (clipped to the bounds),
+#: and how many times the fit may restart from a better point found so.
+_PROBE_STEPS = tuple(2.0**k for k in range(-1, 7))
+_RESTARTS = 3
 
 #: A month is 30 days, the convention of lifetimes' and PyMC-Marketing's
 #: ``customer_lifetime_value``.
@@ -147,56 +170,105 @@ def _hessian(objective: Any, theta: FloatArray, step: float = 1e-5) -> FloatArra
     return (hess + hess.T) / 2.0
 
 
-def _fit_log_params(objective: Any, start: FloatArray, n: float) -> _Optimum:
-    """Minimise ``objective`` (mean negative log-likelihood and its gradient) over log-params.
+def _held(theta: FloatArray, grad: FloatArray) -> NDArray[np.bool_]:
+    """Parameters at a bound that the objective pushes outwards: the bound holds them there."""
+    lower = (theta <= _LOG_BOUNDS[0] + 1e-6) & (grad > 0.0)
+    upper = (theta >= _LOG_BOUNDS[1] - 1e-6) & (grad < 0.0)
+    return lower | upper
+
+
+def _minimise(objective: Any, theta: FloatArray,
+              n: float) -> tuple[FloatArray, FloatArray, FloatArray, int]:
+    """L-BFGS-B from ``theta``, then Newton steps; the point, its gradient and Hessian, steps.
 
     L-BFGS-B stops on the change in the objective, which along the flat a-b ridge of BG/NBD
     leaves the parameters uncertain around 1e-7; a few Newton steps on the exact gradient then
-    solve gradient = 0 to ~1e-10, so grouped and per-person fits agree to that precision. The
-    final Hessian also gives standard errors (delta method: SE(p) = p SE(ln p), from the
-    inverse of n times the Hessian of the mean).
+    solve gradient = 0 to ~1e-10, so grouped and per-person fits agree to that precision. They
+    move only the parameters no bound holds (see :func:`_held`), and only along curved
+    directions: along a flat one the step would be unbounded, and :func:`_better_along_flat`
+    looks there instead. A step is kept only if it lowers the gradient and costs at most
+    ``_LIMIT_GAIN`` of total log-likelihood: it must not trade a real loss for a smaller
+    gradient.
     """
     result = minimize(
-        objective,
-        np.log(start),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[_LOG_BOUNDS] * start.size,
-        options=_OPTIONS,
+        objective, theta, jac=True, method="L-BFGS-B",
+        bounds=[_LOG_BOUNDS] * theta.size, options=_OPTIONS,
     )
     theta = result.x
-    grad = objective(theta)[1]
+    value, grad = objective(theta)
     hess = _hessian(objective, theta)
     steps = 0
     for _ in range(_NEWTON_STEPS):
-        try:
-            candidate = np.clip(theta - np.linalg.solve(hess, grad), *_LOG_BOUNDS)
-        except np.linalg.LinAlgError:
+        free = ~_held(theta, grad)
+        curvature, directions = np.linalg.eigh(hess[np.ix_(free, free)])
+        curved = curvature >= _FLAT_CURVATURE
+        step = np.zeros_like(theta)
+        step[free] = directions[:, curved] @ (directions[:, curved].T @ grad[free]
+                                              / curvature[curved])
+        candidate = np.clip(theta - step, *_LOG_BOUNDS)
+        candidate_value, candidate_grad = objective(candidate)
+        if not (np.linalg.norm(candidate_grad) < np.linalg.norm(grad)
+                and candidate_value <= value + _LIMIT_GAIN / n):
             break
-        candidate_grad = objective(candidate)[1]
-        if not np.linalg.norm(candidate_grad) < np.linalg.norm(grad):
-            break
-        theta, grad = candidate, candidate_grad
+        theta, value, grad = candidate, candidate_value, candidate_grad
         hess = _hessian(objective, theta)
         steps += 1
+    return theta, grad, hess, int(result.nit) + steps
+
+
+def _better_along_flat(objective: Any, theta: FloatArray, hess: FloatArray,
+                       n: float) -> FloatArray | None:
+    """A point along a flat direction of ``hess`` beating ``theta`` by over ``_LIMIT_GAIN``.
+
+    Where the likelihood creeps up towards a limit of the model, L-BFGS-B stops on the ridge
+    with a zero gradient; only looking far along the flat direction tells whether the rest of
+    the way is worth anything. None when it is not (the fit is done).
+    """
+    curvature, directions = np.linalg.eigh(hess)
+    best, best_value = None, objective(theta)[0] - _LIMIT_GAIN / n
+    for direction in directions.T[curvature < _FLAT_CURVATURE]:
+        for step in _PROBE_STEPS:
+            for candidate in (theta + step * direction, theta - step * direction):
+                candidate = np.clip(candidate, *_LOG_BOUNDS)
+                value = objective(candidate)[0]
+                if value < best_value:
+                    best, best_value = candidate, value
+    return best
+
+
+def _fit_log_params(objective: Any, start: FloatArray, n: float) -> _Optimum:
+    """Minimise ``objective`` (mean negative log-likelihood and its gradient) over log-params.
+
+    See :func:`_minimise` and :func:`_better_along_flat`. The final Hessian gives standard
+    errors (delta method: SE(p) = p SE(ln p), from the inverse of n times the Hessian of the
+    mean); they are NaN where the curvature is not positive and for a parameter held at a
+    bound, whose value the data do not determine.
+    """
+    theta, grad, hess, iterations = _minimise(objective, np.log(start), n)
+    restarts = 0
+    while (better := _better_along_flat(objective, theta, hess, n)) is not None:
+        if restarts == _RESTARTS:
+            break
+        theta, grad, hess, more = _minimise(objective, better, n)
+        iterations += more
+        restarts += 1
     params = np.exp(theta)
+    held = _held(theta, grad)
     try:
         variances = np.diag(np.linalg.inv(hess * n))
     except np.linalg.LinAlgError:
         variances = np.full(theta.size, np.nan)
-    # A negative variance means the Hessian is not positive definite: no proper optimum.
-    std_errors = params * np.sqrt(np.where(variances > 0, variances, np.nan))
-    # Converged means a stationary point (L-BFGS-B's own flag is not used: at a gradient this
-    # small its line search often reports ABNORMAL although nothing is left to gain), inside
-    # the bounds (a pinned parameter is a degenerate fit, e.g. no repeat buyers), with positive
-    # curvature.
-    interior = bool(((theta > _LOG_BOUNDS[0] + 1e-6) & (theta < _LOG_BOUNDS[1] - 1e-6)).all())
-    stationary = bool(np.abs(grad).max() <= _GRADIENT_TOLERANCE)
+    std_errors = params * np.sqrt(np.where((variances > 0) & ~held, variances, np.nan))
+    # Converged means a stationary point of the bounded problem (L-BFGS-B's own flag is not
+    # used: at a gradient this small its line search often reports ABNORMAL although nothing is
+    # left to gain) with nothing worth having further along a flat direction. A parameter held
+    # at a bound needs no zero gradient: the likelihood goes on rising beyond it.
+    inward = np.where(held, 0.0, grad)
     return _Optimum(
         params=params,
         std_errors=tuple(float(v) for v in std_errors),
-        iterations=int(result.nit) + steps,
-        converged=stationary and interior and bool(np.isfinite(std_errors).all()),
+        iterations=iterations,
+        converged=bool(np.abs(inward).max() <= _GRADIENT_TOLERANCE) and better is None,
     )
 
 
@@ -210,6 +282,11 @@ class BGNBDFit:
     Transactions follow Poisson(lambda) while a customer is alive, lambda ~ Gamma(r, alpha);
     after each repeat transaction the customer drops out with probability p ~ Beta(a, b).
     ``log_likelihood`` is the unpenalised total over all people (CDNOW: -9582.4).
+
+    The predictions are finite and exact for every positive parameter value, including the
+    limits small shops' fits run towards (see :func:`_alive_purchases`): a, b -> infinity at a
+    fixed a/(a+b) (everyone drops out with the same probability), a/(a+b) -> 0 (nobody drops
+    out: the NBD), r, alpha -> infinity at a fixed r/alpha (everyone buys at the same rate).
     """
 
     r: float
@@ -222,23 +299,31 @@ class BGNBDFit:
     iterations: int
     converged: bool
     #: Asymptotic standard errors of (r, alpha, a, b) from the Hessian of the (penalised)
-    #: objective; NaN where the curvature is not positive.
+    #: objective; NaN where the curvature is not positive (a parameter the data cannot pin
+    #: down, as along the a, b -> infinity ridge).
     std_errors: tuple[float, ...] = (np.nan,) * 4
     penalizer: float = 0.0
+
+    def __post_init__(self) -> None:
+        params = (self.r, self.alpha, self.a, self.b)
+        if not all(math.isfinite(v) and v > 0 for v in params):
+            raise ValueError(f"BG/NBD parameters must be finite and > 0, not {params}")
 
     def _log_odds_dead(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
         """ln[P(dead) / P(alive)] = ln(a / (b+x-1)) + (r+x) ln((alpha+T) / (alpha+t_x)).
 
         [FHL05] P(alive) = 1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)). Kept in logs
-        because the power overflows for frequent buyers seen long ago; -inf where x = 0.
+        because the power overflows for frequent buyers seen long ago, and the log ratio is
+        taken as log1p((T-t_x)/(alpha+t_x)) so it keeps its precision when alpha is huge (the
+        equal-rates limit); -inf where x = 0.
         """
         out = np.full(np.broadcast(x, t_x, T).shape, -np.inf)
         rep = np.broadcast_to(x > 0, out.shape)
         xr, tr, Tr = (np.broadcast_to(v, out.shape)[rep] for v in (x, t_x, T))
         out[rep] = (
             np.log(self.a)
-            - np.log(self.b + xr - 1.0)
-            + (self.r + xr) * (np.log(self.alpha + Tr) - np.log(self.alpha + tr))
+            - np.log(self.b + (xr - 1.0))  # b + x - 1 would lose a tiny b
+            + (self.r + xr) * np.log1p((Tr - tr) / (self.alpha + tr))
         )
         return out
 
@@ -257,30 +342,113 @@ class BGNBDFit:
     ) -> FloatArray:
         """E[Y(t) | x, t_x, T]: expected transactions in the next ``t`` time units [FHL05 eq. 10].
 
-        E[Y] = (a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)]
-        * P(alive), with z = t/(alpha+T+t). The 2F1 is applied through Euler's transformation
-        2F1(A,B;C;z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z), which turns the bracket into
-        1 - u^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z) with u = 1-z: the original 2F1 and the power
-        both overflow for large x while their product stays moderate; the transformed series
-        has no such growth and converges even at z -> 1 (C-A-B = x+r-a+1 > 0).
+        P(alive) times the expectation for a customer known to be alive, which depends on
+        (x, T) but not t_x (:func:`_alive_purchases`).
         """
         ta_, xa, txa, Ta = (np.asarray(v, dtype=np.float64) for v in (t, x, t_x, T))
-        r, alpha, a, b = self.r, self.alpha, self.a, self.b
-        u = (alpha + Ta) / (alpha + Ta + ta_)
-        bracket = 1.0 - u ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + xa - 1.0, 1.0 - u)
-        return (a + b + xa - 1.0) / (a - 1.0) * bracket * self.p_alive(xa, txa, Ta)
+        alive = _alive_purchases(self.r, self.alpha, self.a, self.b, ta_, xa, Ta)
+        return alive * self.p_alive(xa, txa, Ta)
 
     def expected_purchases_new(self, t: ArrayLike) -> FloatArray:
         """E[X(t)]: expected repeat transactions of a new customer by time ``t`` [FHL05 eq. 9].
 
-        (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))], with the same
-        Euler transformation as :meth:`expected_purchases`.
+        A customer just acquired is alive with no history: E[Y(t) | x = 0, T = 0].
         """
         ta_ = np.asarray(t, dtype=np.float64)
-        r, alpha, a, b = self.r, self.alpha, self.a, self.b
-        u = alpha / (alpha + ta_)
-        bracket = 1.0 - u ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b - 1.0, 1.0 - u)
-        return (a + b - 1.0) / (a - 1.0) * bracket
+        return _alive_purchases(self.r, self.alpha, self.a, self.b, ta_, np.zeros(()),
+                                np.zeros(()))
+
+
+#: Series of :func:`_alive_purchases`: summed until the bound on what is left is below this
+#: share of the sum, and never past ``_SERIES_MAX_TERMS`` terms.
+_SERIES_TOLERANCE = 1e-13
+_SERIES_MAX_TERMS = 1 << 24
+_SERIES_FIRST_BLOCK, _SERIES_MAX_BLOCK = 64, 4096
+
+
+def _alive_purchases(r: float, alpha: float, a: float, b: float, t: FloatArray, x: FloatArray,
+                     T: FloatArray) -> FloatArray:
+    """E[Y(t) | alive at T, x, T] by a series of positive terms, for any positive parameters.
+
+    Given alive at T, the rate is Gamma(r+x, alpha+T) and the drop-out probability
+    Beta(a, b+x), independently. The purchases the customer would make in (T, T+t] if they
+    never dropped out number J ~ NegBin(k = r+x, z = s/(1+s)), s = t/(alpha+T); they drop out
+    after each with probability p, so they make min(J, G) of them, G ~ Geometric(p). Hence
+
+        E[Y | alive] = sum_{j>=1} P(J = j) R_j,   R_j = sum_{i<j} rho_i,
+        rho_i = E[(1-p)^i] = prod_{m<i} (1 - a/(a+b+x+m)),
+
+    which is FHL05 eq. 10 divided by P(alive), expanded. Every term is positive, P(J = j) is
+    built in logs, and rho_i is a product of factors in (0, 1), so nothing overflows or
+    cancels where the closed form does (its 2F1 and power overflow when a is large, and
+    (a+b+x-1)/(a-1) is 0/0 at a = 1). The limits are reached continuously rather than by
+    switching formulas: a, b -> infinity at mu = a/(a+b) gives rho_i -> (1-mu)^i and the sum
+    (1 - (1+mu s)^-k) / mu; mu -> 0 gives rho_i -> 1 and k s, the NBD's (r+x) t/(alpha+T).
+
+    It depends on x and s only, so it is summed once per distinct (x, s).
+    """
+    t, x, T = np.broadcast_arrays(t, x, T)
+    if not (np.isfinite(t).all() and (t >= 0).all()):
+        raise ValueError("t must be finite and >= 0")
+    out = np.zeros(t.size)
+    s_all = (t / (alpha + T)).ravel()
+    ahead = np.flatnonzero(s_all > 0)  # t = 0: nothing can happen in no time
+    if ahead.size:
+        s, xs = s_all[ahead], x.ravel()[ahead]
+        order = np.lexsort((s, xs))
+        s, xs = s[order], xs[order]
+        first = np.r_[True, (xs[1:] != xs[:-1]) | (s[1:] != s[:-1])]
+        distinct_x, distinct_s = xs[first], s[first]
+        values = np.empty(distinct_s.size)
+        edges = np.flatnonzero(np.r_[True, distinct_x[1:] != distinct_x[:-1], True])
+        for lo, hi in itertools.pairwise(edges):
+            xv = float(distinct_x[lo])
+            values[lo:hi] = _alive_series(r + xv, a, a + b + xv, distinct_s[lo:hi])
+        out[ahead[order]] = values[np.cumsum(first) - 1]
+    return out.reshape(t.shape)
+
+
+def _alive_series(k: float, a: float, n: float, s: FloatArray) -> FloatArray:
+    """The series of :func:`_alive_purchases` for one x (k = r+x, n = a+b+x) and many s.
+
+    Summed in blocks of j shared by all s: ln P(J = j) = -k ln(1+s) + j ln z + G_j with
+    G_j = ln Gamma(k+j) - ln Gamma(k) - ln j!, and G_j, R_j depend on j alone. After each
+    block a rigorous bound on the rest decides which s are done: past the mode, P(J = j+m) <=
+    P(J = j) c^m with c = z max(1, (k+j)/(j+1)) < 1, and R_{j+m} <= R_j + m, so the rest is at
+    most P(J = j) (R_j c/(1-c) + c/(1-c)^2).
+    """
+    z = s / (1.0 + s)
+    log_z = np.log(z)
+    log_w0 = -k * np.log1p(s)
+    total = np.zeros(s.size)
+    active = np.arange(s.size)
+    j0, g0, log_rho0, r0 = 0, 0.0, 0.0, 0.0
+    size = _SERIES_FIRST_BLOCK
+    while active.size:
+        if j0 >= _SERIES_MAX_TERMS:
+            raise ValueError(
+                f"expected purchases need more than {_SERIES_MAX_TERMS:,} terms at "
+                f"t/(alpha+T) = {float(s[active].max()):.3g}: the horizon is far beyond the "
+                "time scale of the fitted purchase rates"
+            )
+        j = np.arange(j0 + 1, j0 + size + 1, dtype=np.float64)
+        i = j - 1.0  # added to k and n as a whole: (n + j) - 1 would lose a tiny n's digits
+        g = g0 + np.cumsum(np.log(k + i) - np.log(j))
+        # rho_i for i = j0 .. j0+size-1.
+        steps = np.log1p(-a / (n + i))
+        log_rho = log_rho0 + np.r_[0.0, np.cumsum(steps[:-1])]
+        big_r = r0 + np.cumsum(np.exp(log_rho))
+        w = np.exp(log_w0[active, None] + log_z[active, None] * j + g)
+        total[active] += np.einsum("ij,j->i", w, big_r)
+        j0, g0, log_rho0, r0 = j0 + size, float(g[-1]), float(log_rho[-1] + steps[-1]), float(
+            big_r[-1])
+        c = z[active] * max(1.0, (k + j0) / (j0 + 1.0))
+        last = w[:, -1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rest = np.where(c < 1.0, last * (r0 * c / (1.0 - c) + c / (1.0 - c) ** 2), np.inf)
+        active = active[rest > _SERIES_TOLERANCE * total[active]]
+        size = min(2 * size, _SERIES_MAX_BLOCK)
+    return total
 
 
 class _BGNBDObjective:
@@ -338,7 +506,7 @@ class _BGNBDObjective:
         if self.rx.size:
             rx, rw = self.rx, self.rw
             log_ratio = np.log(alpha + self.ut)[self.rit] - log_aT[self.riT]
-            d = (np.log(a) - np.log(b + self.urx - 1.0))[self.rix] - (r + rx) * log_ratio
+            d = (np.log(a) - np.log(b + (self.urx - 1.0)))[self.rix] - (r + rx) * log_ratio
             # softplus(d) = ln(1 + e^d) and sigmoid(d) from one exponential, both stable.
             e = np.exp(-np.abs(d))
             ll += _dot(rw, np.maximum(d, 0.0) + np.log1p(e))
@@ -347,7 +515,7 @@ class _BGNBDObjective:
             inv_diff = (1.0 / (alpha + self.ut))[self.rit] - inv_aT[self.riT]
             g_alpha -= _dot(sw * (r + rx), inv_diff)
             g_a += float(sw.sum()) / a
-            g_b -= _dot(sw, (1.0 / (b + self.urx - 1.0))[self.rix])
+            g_b -= _dot(sw, (1.0 / (b + (self.urx - 1.0)))[self.rix])
         return ll, np.array([g_r, g_alpha, g_a, g_b])
 
     def __call__(self, theta: FloatArray) -> tuple[float, FloatArray]:

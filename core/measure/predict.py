@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from sqlite_utils import Database
 
-from ..errors import ConfigError, SegsyncError
+from ..errors import ConfigError
 from .btyd import (
     BGNBDFit,
     FloatArray,
@@ -131,57 +131,87 @@ def summary_from_store(
     )
 
 
+#: The fewest repeat buyers each model is fitted on: the purchase model learns drop-out and
+#: the spread of purchase rates, the spend model the spread of spend, from people who bought
+#: more than once. Below this a fit would mostly describe a handful of individuals, and
+#: segments acting on it would target noise; a small shop reaches it within weeks.
+MIN_REPEAT_BUYERS = 10
+
+#: ``person_predictions`` columns each model provides; the spend columns need both models.
+PURCHASE_COLUMNS = ("p_alive", "churn_risk", "expected_purchases_{horizon}d")
+SPEND_COLUMNS = ("expected_spend", "clv", "predicted_12m_spend", "predicted_spend_tier")
+
+
 @dataclass(frozen=True)
 class FittedModels:
-    """Both fits for one summary."""
+    """Both models for one summary, each None where it could not be fitted or used.
 
-    bgnbd: BGNBDFit
-    gamma_gamma: GammaGammaFit
+    ``problems`` says why, by model (``purchase``, ``spend``), in words for the people
+    concerned; a fit that ran but cannot be used is kept (``model fit`` shows it) with its
+    problem recorded.
+    """
+
+    bgnbd: BGNBDFit | None
+    gamma_gamma: GammaGammaFit | None
+    problems: dict[str, str]
+
+    @property
+    def purchase(self) -> BGNBDFit | None:
+        """The purchase model when its predictions can be used."""
+        return None if "purchase" in self.problems else self.bgnbd
+
+    @property
+    def spend(self) -> GammaGammaFit | None:
+        """The spend model when its predictions can be used (it also needs the purchase one)."""
+        return None if self.problems else self.gamma_gamma
 
 
 def fit_models(summary: StoreSummary, *, penalizer: float = 0.0) -> FittedModels:
     """Fit BG/NBD on everyone and Gamma-Gamma on repeat buyers with positive spend.
 
-    Raises :class:`SegsyncError` when the store cannot support the models at all: no buyers,
-    or no repeat buyer with a paid repeat purchase. A fit that ran but did not converge is
-    returned as such (``converged`` false) so ``model fit`` can show it; see
-    :func:`_require_usable`.
+    Each model is fitted only with at least :data:`MIN_REPEAT_BUYERS` repeat buyers (for the
+    spend model: repeat buyers with a paid repeat purchase), and used only when its fit
+    converged (a fit that runs towards one of the model's limits converges there: see
+    :mod:`.btyd`) and, for spend, when the expected spend is bounded (q > 1). A fit that ran
+    but cannot be used is returned with its problem, so ``model fit`` can show it.
     """
-    if len(summary) == 0:
-        raise SegsyncError(f"no valid orders up to {summary.as_of}: nothing to model")
+    problems: dict[str, str] = {}
+    repeat = int((summary.x > 0).sum())
     spenders = (summary.x > 0) & (summary.mbar > 0)
-    if not spenders.any():
-        raise SegsyncError(
-            f"no person has a paid repeat purchase up to {summary.as_of}: the purchase and "
-            "spend models need repeat buyers"
+    bg = gg = None
+    if len(summary) == 0:
+        problems["purchase"] = f"no valid order up to {summary.as_of}"
+    elif repeat < MIN_REPEAT_BUYERS:
+        problems["purchase"] = (
+            f"too little history: {repeat} of {len(summary)} buyers bought again up to "
+            f"{summary.as_of}; the purchase model needs at least {MIN_REPEAT_BUYERS} repeat "
+            "buyers"
         )
-    bg = fit_bgnbd(summary.x, summary.t_x, summary.T, penalizer=penalizer)
-    gg = fit_gamma_gamma(summary.x[spenders], summary.mbar[spenders], penalizer=penalizer)
-    return FittedModels(bg, gg)
-
-
-def _require_usable(models: FittedModels) -> None:
-    """Refuse to predict from a fit that did not converge or has an unbounded mean spend.
-
-    A degenerate fit (parameters run to their bounds, a -> 1 making E[Y] 0/0) would write
-    meaningless numbers that segments then act on; failing loudly is the safer default.
-    """
-    bg, gg = models.bgnbd, models.gamma_gamma
-    if not bg.converged:
-        raise SegsyncError(
-            "the purchase model (BG/NBD) did not converge; run 'segsync model fit' to see the "
-            "fit, or add a penalizer; predictions were not written"
+    else:
+        bg = fit_bgnbd(summary.x, summary.t_x, summary.T, penalizer=penalizer)
+        if not bg.converged:
+            problems["purchase"] = (
+                "the purchase model (BG/NBD) did not converge on this history; "
+                "'segsync model fit' shows the fit"
+            )
+    if len(summary) and int(spenders.sum()) < MIN_REPEAT_BUYERS:
+        problems["spend"] = (
+            f"too little history: {int(spenders.sum())} buyers have a paid repeat purchase up "
+            f"to {summary.as_of}; the spend model needs at least {MIN_REPEAT_BUYERS}"
         )
-    if not gg.converged:
-        raise SegsyncError(
-            "the spend model (Gamma-Gamma) did not converge; run 'segsync model fit' to see "
-            "the fit, or add a penalizer; predictions were not written"
-        )
-    if gg.q <= 1:
-        raise SegsyncError(
-            f"the spend model fitted q = {gg.q:.3g} <= 1, so expected spend is unbounded: too "
-            "few or too uneven repeat buyers to predict spend; predictions were not written"
-        )
+    elif len(summary):
+        gg = fit_gamma_gamma(summary.x[spenders], summary.mbar[spenders], penalizer=penalizer)
+        if not gg.converged:
+            problems["spend"] = (
+                "the spend model (Gamma-Gamma) did not converge on this history; "
+                "'segsync model fit' shows the fit"
+            )
+        elif gg.q <= 1:
+            problems["spend"] = (
+                f"the spend model fitted q = {gg.q:.3g} <= 1: spend per purchase varies too "
+                "much between buyers for a bounded expected spend"
+            )
+    return FittedModels(bg, gg, problems)
 
 
 def _finite(value: float) -> float | None:
@@ -189,11 +219,44 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _bgnbd_report(bg: BGNBDFit) -> dict[str, Any]:
+    return {
+        "r": bg.r,
+        "alpha": bg.alpha,
+        "a": bg.a,
+        "b": bg.b,
+        # What the parameters mean, and stay meaning where r, alpha or a, b run large
+        # together (a shop whose buyers share one rate or one drop-out probability).
+        "mean_weekly_purchase_rate": bg.r / bg.alpha,
+        "mean_dropout_probability": bg.a / (bg.a + bg.b),
+        "std_errors": dict(zip(("r", "alpha", "a", "b"), map(_finite, bg.std_errors),
+                               strict=True)),
+        "log_likelihood": bg.log_likelihood,
+        "distinct_histories": bg.n_histories,
+        "iterations": bg.iterations,
+        "converged": bg.converged,
+        "penalizer": bg.penalizer,
+    }
+
+
+def _gamma_gamma_report(gg: GammaGammaFit) -> dict[str, Any]:
+    return {
+        "p": gg.p,
+        "q": gg.q,
+        "gamma": gg.gamma,
+        "std_errors": dict(zip(("p", "q", "gamma"), map(_finite, gg.std_errors), strict=True)),
+        "log_likelihood": gg.log_likelihood,
+        "customers": gg.n_customers,
+        "iterations": gg.iterations,
+        "converged": gg.converged,
+        "penalizer": gg.penalizer,
+    }
+
+
 def _report(summary: StoreSummary, models: FittedModels) -> dict[str, Any]:
-    """Parameters and diagnostics as plain JSON-ready values."""
+    """Parameters and diagnostics as plain JSON-ready values (null for a model not fitted)."""
     bg, gg = models.bgnbd, models.gamma_gamma
     repeat = summary.x > 0
-    expected = float(bg.expected_purchases_new(summary.T).sum())
     # Gamma-Gamma assumes spend is independent of frequency; a strong correlation says the
     # spend predictions are biased (CDNOW: about 0.11).
     correlation = (
@@ -206,50 +269,88 @@ def _report(summary: StoreSummary, models: FittedModels) -> dict[str, Any]:
         "time_unit": "weeks",
         "people": len(summary),
         "repeat_buyers": int(repeat.sum()),
-        "bgnbd": {
-            "r": bg.r,
-            "alpha": bg.alpha,
-            "a": bg.a,
-            "b": bg.b,
-            "std_errors": dict(zip(("r", "alpha", "a", "b"), map(_finite, bg.std_errors),
-                                   strict=True)),
-            "log_likelihood": bg.log_likelihood,
-            "distinct_histories": bg.n_histories,
-            "iterations": bg.iterations,
-            "converged": bg.converged,
-            "penalizer": bg.penalizer,
-        },
-        "gamma_gamma": {
-            "p": gg.p,
-            "q": gg.q,
-            "gamma": gg.gamma,
-            "std_errors": dict(zip(("p", "q", "gamma"), map(_finite, gg.std_errors),
-                                   strict=True)),
-            "log_likelihood": gg.log_likelihood,
-            "customers": gg.n_customers,
-            "iterations": gg.iterations,
-            "converged": gg.converged,
-            "penalizer": gg.penalizer,
-        },
+        "bgnbd": _bgnbd_report(bg) if bg else None,
+        "gamma_gamma": _gamma_gamma_report(gg) if gg else None,
+        "problems": models.problems,
         "diagnostics": {
             # In-sample check: the model's expected repeat purchases over each person's own
             # observation window, E[X(T)], summed, against what was observed.
             "observed_repeat_purchases": float(summary.x.sum()),
-            "expected_repeat_purchases": expected,
+            "expected_repeat_purchases": _expected_repeats(bg, summary) if bg else None,
             "mean_repeat_spend_observed": _finite(
                 float(summary.mbar[repeat].mean()) if repeat.any() else math.nan
             ),
-            "mean_spend_expected": gg.p * gg.gamma / (gg.q - 1.0) if gg.q > 1 else None,
+            "mean_spend_expected": (gg.p * gg.gamma / (gg.q - 1.0)
+                                    if gg and gg.q > 1 else None),
             "spend_frequency_correlation": _finite(correlation),
         },
     }
 
 
+def _expected_repeats(bg: BGNBDFit, summary: StoreSummary) -> float | None:
+    """Sum of E[X(T)] over people; None where the series cannot reach it (see .btyd)."""
+    try:
+        return float(bg.expected_purchases_new(summary.T).sum())
+    except ValueError:
+        return None
+
+
+def _coverage(db: Database, summary: StoreSummary, problems: dict[str, str],
+              horizon_days: int) -> dict[str, Any]:
+    """Who has which predictions, and for everyone else how many and why not.
+
+    ``missing`` holds one entry per group of people lacking columns: prospects (no valid
+    order: the models predict from purchases), then buyers whose model could not be used
+    (``model`` names it). Every person of ``people`` is counted once per gap.
+    """
+    people = max(db["people"].count if db["people"].exists() else 0, len(summary))
+    purchase = [c.format(horizon=horizon_days) for c in PURCHASE_COLUMNS]
+    missing = []
+    if people > len(summary):
+        missing.append({
+            "people": people - len(summary), "columns": purchase + list(SPEND_COLUMNS),
+            "model": None, "reason": f"no valid order up to {summary.as_of}",
+        })
+    if len(summary) and "purchase" in problems:
+        missing.append({"people": len(summary), "columns": purchase + list(SPEND_COLUMNS),
+                        "model": "purchase", "reason": problems["purchase"]})
+    elif len(summary) and "spend" in problems:
+        missing.append({"people": len(summary), "columns": list(SPEND_COLUMNS),
+                        "model": "spend", "reason": problems["spend"]})
+    usable = "purchase" not in problems
+    return {
+        "people": people,
+        "buyers": len(summary),
+        "with_purchase_predictions": len(summary) if usable else 0,
+        "with_spend_predictions": len(summary) if usable and not problems else 0,
+        "missing": missing,
+    }
+
+
+def describe_gap(gap: dict[str, Any]) -> str:
+    """One ``coverage["missing"]`` entry in words: how many people lack what, and why."""
+    what = "none" if gap["model"] != "spend" else "no " + ", ".join(gap["columns"])
+    return f"{gap['people']:,} have {what}: {gap['reason']}"
+
+
+def coverage_lines(coverage: dict[str, Any]) -> list[str]:
+    """The coverage in words: who has predictions, then each group without and why."""
+    head = (f"predictions for {coverage['with_purchase_predictions']:,} of "
+            f"{coverage['people']:,} people")
+    return [head] + [describe_gap(gap) for gap in coverage["missing"]]
+
+
 def fit_from_store(db: Database, as_of: dt.date, *, penalizer: float = 0.0) -> dict[str, Any]:
-    """Fit both models on the store at ``as_of``; the result of ``segsync model fit --json``."""
+    """Fit both models on the store at ``as_of``; the result of ``segsync model fit --json``.
+
+    ``coverage`` says who would get predictions (see :func:`_coverage`).
+    """
     _check_options(penalizer=penalizer)
     summary = summary_from_store(db, as_of)
-    return _report(summary, fit_models(summary, penalizer=penalizer))
+    models = fit_models(summary, penalizer=penalizer)
+    report = _report(summary, models)
+    report["coverage"] = _coverage(db, summary, models.problems, 90)
+    return report
 
 
 def spend_tiers(values: FloatArray) -> np.ndarray:
@@ -308,10 +409,12 @@ def write_predictions(
     ``predicted_12m_spend`` (undiscounted E[purchases in 365 days] * E[M]) and
     ``predicted_spend_tier`` (:func:`spend_tiers` of ``predicted_12m_spend``).
 
-    Purchase predictions depend only on (x, t_x, T), so they are computed once per distinct
-    history and mapped back. The table is dropped, recreated and filled in one transaction:
-    readers see the old predictions or the new, never a mix. Returns the fit report plus
-    row and tier counts.
+    Without a usable purchase model the table is left empty, and without a usable spend model
+    the spend columns are null, so stale predictions never stand in for today's: the returned
+    report's ``coverage`` says who lacks which columns and why (:func:`fit_models` has the
+    rules). Purchase predictions depend only on (x, t_x, T), so they are computed once per
+    distinct history and mapped back. The table is dropped, recreated and filled in one
+    transaction: readers see the old predictions or the new, never a mix.
     """
     _check_options(
         horizon_days=horizon_days, clv_months=clv_months, discount_rate=discount_rate,
@@ -319,50 +422,16 @@ def write_predictions(
     )
     summary = summary_from_store(db, as_of)
     models = fit_models(summary, penalizer=penalizer)
-    _require_usable(models)
-    bg, gg = models.bgnbd, models.gamma_gamma
-
-    h = group_histories(summary.x, summary.t_x, summary.T)
-    # Overflow in an extreme fit is caught below as non-finite values, not printed as warnings.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        purchases = np.column_stack([
-            bg.expected_purchases(t / DAYS_PER_WEEK, h.x, h.t_x, h.T)
-            for t in (horizon_days, TIER_HORIZON_DAYS)
-        ])[h.inverse]
-        discounted = discounted_purchases(
-            bg, h.x, h.t_x, h.T, months=clv_months, discount_rate=discount_rate,
-            days_per_unit=DAYS_PER_WEEK,
-        )[h.inverse]
-        p_alive = bg.p_alive(h.x, h.t_x, h.T)[h.inverse]
-        churn = bg.churn_risk(h.x, h.t_x, h.T)[h.inverse]
-        spend = gg.expected_spend(summary.x, summary.mbar)
-        clv = discounted * spend
-        year_value = purchases[:, 1] * spend
-    tiers = spend_tiers(year_value)
-
-    # Extreme fits (a and b in the millions on a small shop) overflow the closed forms; a
-    # prediction that is not a number must not reach a segment, so the whole set is refused.
-    for label, values in (("P(alive)", p_alive), ("expected purchases", purchases),
-                          ("expected spend", spend), ("CLV", clv)):
-        if not np.all(np.isfinite(values)):
-            raise SegsyncError(
-                f"the fitted model gives non-finite {label} for some people "
-                f"(r={bg.r:.3g}, alpha={bg.alpha:.3g}, a={bg.a:.3g}, b={bg.b:.3g}); "
-                "more purchase history is needed"
-            )
+    problems = dict(models.problems)
+    rows: list[tuple] = []
+    tiers = np.array([], dtype=object)
+    if models.purchase:
+        try:
+            rows, tiers = _prediction_rows(summary, models, horizon_days, clv_months,
+                                           discount_rate)
+        except ValueError as exc:  # a horizon beyond what the series can sum: see .btyd
+            problems["purchase"] = f"the purchase model's predictions cannot be computed: {exc}"
     purchases_column = f"expected_purchases_{horizon_days}d"
-    rows = zip(
-        summary.person_id.tolist(),
-        [as_of.isoformat()] * len(summary),
-        p_alive.tolist(),
-        churn.tolist(),
-        purchases[:, 0].tolist(),
-        spend.tolist(),
-        clv.tolist(),
-        year_value.tolist(),
-        tiers.tolist(),
-        strict=True,
-    )
     with db.atomic():
         db.execute("DROP TABLE IF EXISTS person_predictions")
         db.execute(
@@ -373,10 +442,10 @@ def write_predictions(
                 p_alive REAL NOT NULL,
                 churn_risk REAL NOT NULL,
                 {purchases_column} REAL NOT NULL,
-                expected_spend REAL NOT NULL,
-                clv REAL NOT NULL,
-                predicted_12m_spend REAL NOT NULL,
-                predicted_spend_tier TEXT NOT NULL
+                expected_spend REAL,
+                clv REAL,
+                predicted_12m_spend REAL,
+                predicted_spend_tier TEXT
                     CHECK (predicted_spend_tier IN ('HIGH', 'MEDIUM', 'LOW'))
             )
             """
@@ -385,12 +454,46 @@ def write_predictions(
             "INSERT INTO person_predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
     report = _report(summary, models)
+    report["problems"] = problems
     values, counts = np.unique(tiers.astype(str), return_counts=True)
     report["predictions"] = {
-        "rows": len(summary),
+        "rows": len(rows),
         "horizon_days": horizon_days,
         "clv_months": clv_months,
         "discount_rate": discount_rate,
         "tiers": {str(v): int(c) for v, c in zip(values, counts, strict=True)},
     }
+    report["coverage"] = _coverage(db, summary, problems, horizon_days)
     return report
+
+
+def _prediction_rows(summary: StoreSummary, models: FittedModels, horizon_days: int,
+                     clv_months: int, discount_rate: float) -> tuple[list[tuple], np.ndarray]:
+    """The ``person_predictions`` rows (spend columns None without a spend model), and tiers."""
+    bg, gg = models.purchase, models.spend
+    h = group_histories(summary.x, summary.t_x, summary.T)
+    purchases = np.column_stack([
+        bg.expected_purchases(t / DAYS_PER_WEEK, h.x, h.t_x, h.T)
+        for t in (horizon_days, TIER_HORIZON_DAYS)
+    ])[h.inverse]
+    p_alive = bg.p_alive(h.x, h.t_x, h.T)[h.inverse]
+    churn = bg.churn_risk(h.x, h.t_x, h.T)[h.inverse]
+    n = len(summary)
+    if gg:
+        discounted = discounted_purchases(
+            bg, h.x, h.t_x, h.T, months=clv_months, discount_rate=discount_rate,
+            days_per_unit=DAYS_PER_WEEK,
+        )[h.inverse]
+        spend = gg.expected_spend(summary.x, summary.mbar)
+        year_value = purchases[:, 1] * spend
+        tiers = spend_tiers(year_value)
+        spend_columns = [spend.tolist(), (discounted * spend).tolist(), year_value.tolist(),
+                         tiers.tolist()]
+    else:
+        tiers = np.array([], dtype=object)
+        spend_columns = [[None] * n] * 4
+    rows = list(zip(
+        summary.person_id.tolist(), [summary.as_of.isoformat()] * n, p_alive.tolist(),
+        churn.tolist(), purchases[:, 0].tolist(), *spend_columns, strict=True,
+    ))
+    return rows, tiers

@@ -60,6 +60,44 @@ def test_first_run_fills_the_targets_and_a_second_run_changes_nothing(demo, cli)
     assert f"5 syncs: +{sum(added.values())} ~0 -0" in human
 
 
+def test_the_demo_predicts_churn_risk_and_value_for_every_buyer(demo, cli):
+    # The demo's fit runs a and b into the millions (one drop-out probability for all): it
+    # used to print "predictions skipped: the fitted model gives non-finite expected purchases".
+    result, summary = run_json(cli)
+    assert result.code == 0, result.stderr
+    assert "skipped" not in result.stderr and "predictions" not in result.stderr
+    coverage = summary["predictions"]
+    assert coverage["with_purchase_predictions"] == coverage["with_spend_predictions"] == (
+        coverage["buyers"]) > 0
+    (prospects,) = coverage["missing"]  # only people with no order yet lack them
+    assert prospects["model"] is None
+    assert prospects["people"] == coverage["people"] - coverage["buyers"]
+    assert summary["segments"]["churn_risk"] > 0
+    assert summary["segments"]["worth_winning_back"] > 0
+
+    human = cli("run")
+    assert (f"predictions for {coverage['buyers']} of {coverage['people']} people"
+            in human.stdout)
+    fit = cli("model", "fit", "--json")
+    assert fit.code == 0, fit.stderr
+    bgnbd = json.loads(fit.stdout)["bgnbd"]
+    assert bgnbd["converged"] and bgnbd["a"] > 1e4
+    assert 0 < bgnbd["mean_dropout_probability"] < 0.5
+
+
+def test_model_fit_on_too_short_a_history_says_who_and_why(demo, cli):
+    assert cli("pull").code == 0
+    result = cli("model", "fit", "--as-of", "2026-01-20")
+    assert result.code == 1
+    assert "have none: no valid order up to 2026-01-20" in result.stdout
+    assert ("error: no predictions: too little history: 1 of 32 buyers bought again up to "
+            "2026-01-20; the purchase model needs at least 10 repeat buyers") in result.stderr
+    # The run of that day still works, and says the same as a warning.
+    run = cli("run", "--as-of", "2026-01-20")
+    assert "warning: predictions: 32 have none: too little history" in run.stderr
+    assert "predictions for 0 of" in run.stdout
+
+
 def set_cell(path: Path, match_column: str, match_value: str, column: str, value: str) -> None:
     with path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))

@@ -19,7 +19,7 @@ from conftest import needs_shared_data
 from scipy.optimize import approx_fprime
 from scipy.special import hyp2f1
 
-from segsync.core.errors import ConfigError, SegsyncError
+from segsync.core.errors import ConfigError
 from segsync.core.measure import btyd
 from segsync.core.measure.btyd import (
     BGNBDFit,
@@ -29,6 +29,9 @@ from segsync.core.measure.btyd import (
     group_histories,
 )
 from segsync.core.measure.predict import (
+    MIN_REPEAT_BUYERS,
+    coverage_lines,
+    describe_gap,
     fit_from_store,
     spend_tiers,
     summary_from_store,
@@ -443,29 +446,105 @@ def test_write_predictions_replaces_the_table_atomically(monkeypatch):
     assert "expected_purchases_90d" in cols and "expected_purchases_30d" not in cols
 
 
-def test_models_need_repeat_buyers():
+def predictions(db) -> list[tuple]:
+    return db.execute("SELECT * FROM person_predictions ORDER BY person_id").fetchall()
+
+
+def test_too_little_history_says_who_lacks_predictions_and_why():
     db = open_store(":memory:")
-    with pytest.raises(SegsyncError, match="no valid orders"):
-        fit_from_store(db, dt.date(2024, 1, 1))
-    db["orders"].insert_all([order(1, "2023-05-01", 10.0, "a"), order(2, "2023-06-01", 5.0, "b")])
-    with pytest.raises(SegsyncError, match="repeat"):
-        write_predictions(db, dt.date(2024, 1, 1))
-    assert not db["person_predictions"].exists()
+    db["people"].insert_all([{"id": i} for i in range(1, 16)])
+    # 12 buyers, 3 of whom bought again; people 13-15 have no order at all.
+    rows = [order(p, "2023-05-01", 10.0, f"{p}a") for p in range(1, 13)]
+    rows += [order(p, "2023-08-01", 12.0, f"{p}b") for p in (1, 2, 3)]
+    db["orders"].insert_all(rows)
+    as_of = dt.date(2024, 1, 1)
+
+    report = write_predictions(db, as_of)
+    assert predictions(db) == []  # no stale rows, no rows of a model that is not there
+    coverage = report["coverage"]
+    assert (coverage["people"], coverage["buyers"], coverage["with_purchase_predictions"]) == (
+        15, 12, 0)
+    prospects, buyers = coverage["missing"]
+    assert (prospects["people"], prospects["model"]) == (3, None)
+    assert prospects["reason"] == "no valid order up to 2024-01-01"
+    assert (buyers["people"], buyers["model"]) == (12, "purchase")
+    assert buyers["reason"] == (
+        "too little history: 3 of 12 buyers bought again up to 2024-01-01; the purchase model "
+        f"needs at least {MIN_REPEAT_BUYERS} repeat buyers")
+    assert coverage_lines(coverage) == [
+        "predictions for 0 of 15 people",
+        "3 have none: no valid order up to 2024-01-01",
+        f"12 have none: {buyers['reason']}",
+    ]
+    fitted = fit_from_store(db, as_of)
+    assert fitted["bgnbd"] is None and fitted["gamma_gamma"] is None
+    assert fitted["problems"]["purchase"] == buyers["reason"]
+
+    empty = open_store(":memory:")
+    assert fit_from_store(empty, as_of)["problems"] == {
+        "purchase": "no valid order up to 2024-01-01"}
 
 
-def test_write_predictions_refuses_a_fit_that_did_not_converge(monkeypatch):
+def test_a_fit_that_did_not_converge_leaves_everyone_without_and_says_so(monkeypatch):
     db, as_of = simulated_store(n=300, seed=5)
-    assert fit_from_store(db, as_of)["bgnbd"]["converged"]
+    write_predictions(db, as_of)
+    assert len(predictions(db)) == 300
 
     def unconverged(*args, **kwargs):
         return dataclasses.replace(fit_bgnbd(*args, **kwargs), converged=False)
 
     monkeypatch.setattr("segsync.core.measure.predict.fit_bgnbd", unconverged)
-    # model fit still reports it; predictions are refused.
+    # model fit still reports the fit; the run's predictions of the same day are replaced by
+    # none, rather than left standing as if today's.
     assert fit_from_store(db, as_of)["bgnbd"]["converged"] is False
-    with pytest.raises(SegsyncError, match="did not converge"):
-        write_predictions(db, as_of)
-    assert not db["person_predictions"].exists()
+    report = write_predictions(db, as_of)
+    assert predictions(db) == []
+    (gap,) = report["coverage"]["missing"]
+    assert gap["people"] == 300 and gap["model"] == "purchase"
+    assert "did not converge" in gap["reason"]
+
+
+def test_without_a_usable_spend_model_only_the_spend_columns_are_null():
+    db, as_of = simulated_store(n=300, seed=5)
+    # Every repeat purchase day becomes free, except those of five people: too few paid
+    # repeat buyers for the spend model, while purchase counts are untouched.
+    db.execute("""
+        UPDATE orders SET total = 0
+        WHERE person_id > 5 AND order_date > (SELECT min(o.order_date) FROM orders AS o
+                                              WHERE o.person_id = orders.person_id)""")
+    report = write_predictions(db, as_of)
+    summary = summary_from_store(db, as_of)
+    assert report["problems"]["spend"].startswith("too little history: ")
+    assert "purchase" not in report["problems"]
+    rows = predictions(db)
+    assert len(rows) == 300
+    assert all(r[2] is not None and r[5:] == (None, None, None, None) for r in rows)
+    assert report["predictions"]["tiers"] == {}
+    (gap,) = report["coverage"]["missing"]
+    assert (gap["people"], gap["model"]) == (len(summary), "spend")
+    assert gap["columns"] == ["expected_spend", "clv", "predicted_12m_spend",
+                              "predicted_spend_tier"]
+    assert describe_gap(gap).startswith(
+        "300 have no expected_spend, clv, predicted_12m_spend, predicted_spend_tier: too little")
+    assert report["coverage"]["with_purchase_predictions"] == 300
+    assert report["coverage"]["with_spend_predictions"] == 0
+
+
+def test_predictions_the_series_cannot_reach_are_a_reason_not_a_crash(monkeypatch):
+    db, as_of = simulated_store(n=300, seed=5)
+    # Purchase rates on a time scale of seconds: someone whose first purchase is today would
+    # need a series of billions of terms for the next 90 days.
+    db["orders"].insert(order(999, as_of.isoformat(), 10.0, "today"))
+
+    def minute_scale(*args, **kwargs):
+        return dataclasses.replace(fit_bgnbd(*args, **kwargs), r=1e-4, alpha=1e-8)
+
+    monkeypatch.setattr("segsync.core.measure.predict.fit_bgnbd", minute_scale)
+    report = write_predictions(db, as_of)
+    assert predictions(db) == []
+    assert "cannot be computed" in report["problems"]["purchase"]
+    assert report["diagnostics"]["expected_repeat_purchases"] is None
+    assert report["coverage"]["missing"][-1]["model"] == "purchase"
 
 
 @pytest.mark.parametrize(
