@@ -97,16 +97,17 @@ def build_alert(db: Database, run: Run | None, exit_code: int, error: str | None
     record = get_run(db, run.id) if run is not None else None
     if exit_code in EVENTS:
         event = EVENTS[exit_code]
-        summary = run_summary_text(record["summary"]) if record else (error or "")
-        if event == "locked":
-            headline = "segsync run did not start (exit 3): another run holds the store's lock"
-        elif event == "held":
-            headline = (f"segsync run {run.id if run else '?'} held removals (exit 4): check "
-                        "them, then run again with --allow-large-removals to send them")
-        else:
-            headline = f"segsync run {run.id if run else '?'} failed (exit 1)"
-        problems = _problems(record["summary"], record["id"]) if record else []
-        return Alert(event, exit_code, headline, summary, problems, _brief(record))
+        name = f"segsync run {record['id']}" if record else "segsync run"
+        headline = {
+            "failed": f"{name} failed (exit 1)",
+            "locked": "segsync run did not start (exit 3): another run holds the store's lock",
+            "held": f"{name} held removals (exit 4): check them, then run again with "
+                    "--allow-large-removals to send them",
+        }[event]
+        if record is None:
+            return Alert(event, exit_code, headline, error or "")
+        return Alert(event, exit_code, headline, run_summary_text(record["summary"]),
+                     _problems(record["summary"], record["id"]), _brief(record))
     if exit_code != 0 or not on_recovery or record is None:
         return None
     before = previous_run(db, record["id"], record["command"])
@@ -134,8 +135,6 @@ def _problems(summary: dict[str, Any], run_id: int) -> list[str]:
             lines.append(f"source {source['source']} failed: {source.get('error')}")
         for name, reason in (source.get("file_errors") or {}).items():
             lines.append(f"source {source['source']}: {name}: {reason}")
-    if summary.get("removals_blocked"):
-        lines.append(f"removals blocked: {summary['removals_blocked']}")
     for sync in summary.get("syncs") or []:
         parts = [str(sync["error"])] if sync.get("error") else []
         if sync.get("held"):
