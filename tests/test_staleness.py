@@ -90,9 +90,12 @@ def test_status_exits_1_and_says_why_when_the_last_success_is_too_old(cli, tmp_p
         run.summary = {"syncs": []}
     result = cli("status", "--fail-if-older-than", "26h", "--json")
     assert result.code == 0 and result.stderr == ""
-    assert json.loads(result.stdout)["last_successful_run"]["id"] == run.id
+    report = json.loads(result.stdout)
+    assert report["last_successful_run"]["id"] == run.id and report["stale"] is None
 
     db.execute("UPDATE runs SET finished_at = '2020-01-01T00:00:00Z'")
+    stale = cli("status", "--fail-if-older-than", "2d", "--json")
+    assert stale.code == 1 and json.loads(stale.stdout)["stale"] in stale.stderr
     result = cli("status", "--fail-if-older-than", "2d")
     assert result.code == 1
     assert result.stderr.startswith(

@@ -43,6 +43,8 @@ def status(
     if rejects:
         data["rejects"] = rejected_rows(state.db, limit)
     stale = staleness(state.db, max_age) if max_age else None
+    if max_age:
+        data["stale"] = stale
     if as_json:
         print_json(data)
     else:
