@@ -17,12 +17,14 @@ import tomllib
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -135,6 +137,40 @@ class GuardrailSettings(_Strict):
     max_removal_share: float = Field(0.2, ge=0, le=1)
 
 
+class AlertSettings(_Strict):
+    """Where to tell someone that an unattended ``segsync run`` needs attention.
+
+    The webhook URL is a secret: a Slack incoming-webhook URL is its own credential, so it is a
+    ``SecretStr`` (best set as ``SEGSYNC_ALERTS__WEBHOOK_URL``) and never shown, not even in
+    the warning about an alert that could not be delivered.
+    """
+
+    #: Posted to when a run exits 1, 3 or 4; no alerts without it.
+    webhook_url: SecretStr | None = None
+    #: ``slack``: Slack's incoming-webhook JSON (``text`` plus ``blocks``), which Mattermost
+    #: and Rocket.Chat accept too; ``json``: segsync's own documented payload.
+    format: Literal["slack", "json"] = "slack"
+    #: How messages name this store (default: the config file's path).
+    label: str | None = None
+    #: Also post once when a run succeeds after one that failed, held removals or was killed.
+    on_recovery: bool = True
+    #: Seconds to wait for the webhook per attempt.
+    timeout: float = Field(5.0, gt=0, le=60)
+    #: Attempts per alert, the first included; 429, 5xx and network errors are retried.
+    attempts: int = Field(3, ge=1, le=10)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = urlsplit(value.get_secret_value().strip())
+        if url.scheme not in ("http", "https") or not url.hostname:
+            # The value is not repeated: it may be a real webhook written in the wrong place.
+            raise ValueError("expected an http:// or https:// URL")
+        return SecretStr(url.geturl())
+
+
 class ScoringSettings(_Strict):
     """Thresholds of the built-in scores (:mod:`segsync.core.measure.scores`); days are whole days.
 
@@ -219,6 +255,7 @@ class Settings(BaseSettings):
     syncs: dict[str, SyncSettings] = Field(default_factory=dict)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     #: The file these settings came from (None when there was none).
     config_path: Path | None = Field(default=None, exclude=True)

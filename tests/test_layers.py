@@ -24,7 +24,7 @@ BASE = {
     "segsync.core", "segsync.core.errors", "segsync.core.settings", "segsync.core.store",
     "segsync.core.migrations", "segsync.core.connector", "segsync.core.records",
     "segsync.core.http", "segsync.core.retry", "segsync.core.jobs", "segsync.core.files",
-    "segsync.core.runs",
+    "segsync.core.runs", "segsync.core.alerts",
 }
 #: Later layers may import earlier ones, never the reverse.
 LAYERS = [

@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 
 from ..ingest import normalise_email, normalise_phone, people_count, rejected_rows, source_stats
-from ..runs import recent_runs
+from ..runs import last_successful_run, parse_duration, recent_runs, run_summary_text, staleness
 from ..sync import sync_log_rows
 from .options import JsonOption, app_state
-from .output import out, print_json, table
+from .output import error, out, print_json, table
 
 
 def register(app: typer.Typer) -> None:
@@ -16,45 +16,45 @@ def register(app: typer.Typer) -> None:
     app.command()(log)
 
 
-def run_summary_text(summary: dict) -> str:
-    """A run's summary in one line: what came in and what went out."""
-    if summary.get("error"):
-        return str(summary["error"])
-    sources = summary.get("sources") or []
-    parts = []
-    if sources:
-        parts.append(f"pulled {sum(s['customers'] for s in sources)} customers, "
-                     f"{sum(s['orders'] for s in sources)} orders, "
-                     f"{sum(s['rejected'] for s in sources)} rejected")
-    syncs = summary.get("syncs") or []
-    if syncs:
-        total = {k: sum(s.get(k, 0) or 0 for s in syncs)
-                 for k in ("added", "updated", "removed", "rejected", "failed", "held")}
-        parts.append(f"{len(syncs)} syncs: +{total['added']} ~{total['updated']} "
-                     f"-{total['removed']}, {total['rejected']} rejected, "
-                     f"{total['failed']} failed, {total['held']} held")
-    return "; ".join(parts)
-
-
 def status(
     ctx: typer.Context,
     as_json: bool = JsonOption,
     rejects: bool = typer.Option(False, "--rejects", help="List rejected rows."),
     limit: int = typer.Option(10, help="How many runs (and rejected rows) to show."),
+    fail_if_older_than: str | None = typer.Option(
+        None, "--fail-if-older-than", metavar="DURATION",
+        help="Exit 1 when no 'segsync run' exited 0 within DURATION (90m, 26h, 2d): for "
+             "monitoring.",
+    ),
 ) -> None:
     """Recent runs and, per source, what the store holds."""
     state = app_state(ctx)
+    try:
+        max_age = parse_duration(fail_if_older_than) if fail_if_older_than else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fail-if-older-than") from None
     data = {
         "store": str(state.settings.store.path),
         "people": people_count(state.db),
         "sources": source_stats(state.db),
         "runs": recent_runs(state.db, limit),
+        "last_successful_run": last_successful_run(state.db),
     }
     if rejects:
         data["rejects"] = rejected_rows(state.db, limit)
+    stale = staleness(state.db, max_age) if max_age else None
+    if max_age:
+        data["stale"] = stale
     if as_json:
         print_json(data)
-        return
+    else:
+        _print_status(data, rejects)
+    if stale:
+        error(stale)
+        raise typer.Exit(1)
+
+
+def _print_status(data: dict, rejects: bool) -> None:
     out.print(f"store {data['store']}: {data['people']:,} people")
     out.print(table(
         ["source", "customers", "orders", "lines", "amount", "rejected", "files"],

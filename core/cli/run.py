@@ -6,6 +6,7 @@ import datetime as dt
 
 import typer
 
+from ..alerts import alerting, secret_values
 from ..ingest import pull_sources
 from ..measure import coverage_lines
 from ..runner import (
@@ -53,7 +54,9 @@ def run(
     day = resolve_as_of(settings, as_date(as_of))
     db = state.db
     try:
-        with run_lock(settings.store.path), recorded(db, "run", day.isoformat()) as record:
+        with alerting(settings, db, secret_values(settings, sources, destinations)) as watch, \
+                run_lock(settings.store.path), recorded(db, "run", day.isoformat()) as record:
+            watch.run = record
             with progress_bars(not as_json) as progress:
                 tasks: dict[str, int] = {}
 
