@@ -5,9 +5,8 @@ Every call goes through :func:`segsync.core.http.send` and
 429, 5xx, timeouts, dropped connections and Mailchimp's bodiless 403 (its throttle "at
 exceptionally high volumes") are :class:`RetriableError`; everything else is a
 :class:`FatalError` carrying the status, with the problem document's title and detail as the
-message. The client itself does not retry: the caller decides at which level a retry is safe
-and cheapest (the push engine re-sends whole batches, the destination retries single-contact
-calls), so no call is retried at two levels at once.
+message. The client itself does not retry: every write is a whole batch, and the push engine
+re-sends whole batches, so no call is retried at two levels at once.
 
 ``httpx.Client`` is thread-safe, and its pool is capped at the configured concurrency, so
 however many threads share one client, no more than that many requests are open at a time.
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 
 from segsync.core import __version__
-from segsync.core.errors import FatalError, RetriableError
+from segsync.core.errors import RetriableError
 from segsync.core.http import json_object, make_client, raise_for_status, send
 
 from .config import MailchimpConfig
@@ -141,20 +140,6 @@ class MailchimpClient:
         """Add and remove up to 500 emails each in a static segment, in one call."""
         return self.call("POST", f"/lists/{list_id}/segments/{segment_id}",
                          json={"members_to_add": add, "members_to_remove": remove}) or {}
-
-    def set_tag(self, list_id: str, email: str, tag: str, active: bool) -> bool:
-        """Declare one contact's tag active or inactive; False when the contact is not in the
-        audience (Mailchimp's 404), which for a removal is the desired state already."""
-        try:
-            self.call(
-                "POST", f"/lists/{list_id}/members/{subscriber_hash(email)}/tags",
-                json={"tags": [{"name": tag, "status": "active" if active else "inactive"}]},
-            )
-        except FatalError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
 
     def segment_emails(self, list_id: str, segment_id: str) -> Iterator[str]:
         """The addresses of a segment's members, lower-cased like segsync's keys."""
