@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,9 +94,7 @@ def test_a_50k_initial_sync_makes_the_minimum_calls_and_a_second_run_none(fake):
     n = 50_000
     h = harness(fake)
     add_people(h, range(1, n + 1))
-    started = time.perf_counter()
     result = h.run()
-    elapsed = time.perf_counter() - started
     assert (result.status, result.added) == ("ok", n), result
     # The minimum: one tag creation, then per 500 people one batch subscribe (contacts and
     # merge fields) and one segment batch (membership).
@@ -106,7 +103,6 @@ def test_a_50k_initial_sync_makes_the_minimum_calls_and_a_second_run_none(fake):
     assert fake.write_calls == minimum  # and nothing was retried on a clean run
     assert fake.peak <= 10 and fake.refused == 0
     assert len(fake.tag_emails(TAG)) == n
-    assert elapsed < 40, f"50k took {elapsed:.1f}s"
 
     before = fake.calls.copy()
     again = h.run()
