@@ -14,7 +14,6 @@ however many threads share one client, no more than that many requests are open 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,12 +28,6 @@ from .config import MailchimpConfig
 #: Mailchimp's largest page (``count``), and its cap on batch subscribe and segment arrays.
 PAGE_SIZE = 1000
 BATCH_LIMIT = 500
-
-
-def subscriber_hash(email: str) -> str:
-    """Mailchimp's member id: the MD5 of the lower-cased address (case must not split a
-    person in two)."""
-    return hashlib.md5(email.strip().lower().encode()).hexdigest()
 
 
 def describe_problem(response: httpx.Response) -> str:
