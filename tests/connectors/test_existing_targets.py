@@ -18,8 +18,7 @@ run after that makes no write call.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +48,13 @@ class Vendor:
     """What the scenarios need to know of one destination and its fake."""
 
     name: str
+    #: The fake, served by ``with vendor.serve() as fake``.
     serve: Callable[[], Any]
     make: Callable[[Any, Path], Destination]
     key: Callable[[int], str]
     features: Callable[[int], dict[str, Any]]
+    #: The sync's field mapping (Mailchimp's merge tags are upper case).
+    fields: dict[str, str]
     #: Create the target by hand, holding these keys; its remote id.
     by_hand: Callable[[Any, str, list[str]], str]
     #: The remote ids of the targets called ``name``.
@@ -61,9 +63,9 @@ class Vendor:
     members: Callable[[Any, str], set[str]]
     #: The identity of every contact the account holds (duplicates included).
     contacts: Callable[[Any], list[str]]
-    #: Write step → arm a fault that applies the write, then fails it (5xx or drop).
+    #: Write step → arm a fault that applies the write, then fails it (5xx or drop); every
+    #: fake keeps its armed faults in ``fake.faults``.
     fail_after: dict[str, Callable[[Any, bool], None]]
-    clear: Callable[[Any], None]
     by_id: bool
 
 
@@ -95,6 +97,7 @@ MAILCHIMP = Vendor(
     key=lambda n: f"person{n}@inbox-mail.com",
     features=lambda n: {"email": f"person{n}@inbox-mail.com", "first_name": f"P{n}",
                         "email_subscription_status": "SUBSCRIBED"},
+    fields={"FNAME": "first_name"},
     by_hand=_mailchimp_by_hand,
     targets=lambda fake, name: [str(s.id) for s in fake.tags_named(name)],
     members=lambda fake, name: fake.tag_emails(name),
@@ -105,7 +108,6 @@ MAILCHIMP = Vendor(
         "contacts": _mailchimp_fault("POST /lists/{list_id}"),
         "membership": _mailchimp_fault("POST /lists/{list_id}/segments/{segment_id}"),
     },
-    clear=lambda fake: fake.faults.clear(),
     by_id=False,
 )
 
@@ -142,6 +144,7 @@ KLAVIYO = Vendor(
     key=lambda n: f"person{n}@inbox-mail.com",
     features=lambda n: {"email": f"person{n}@inbox-mail.com", "first_name": f"P{n}",
                         "email_subscription_status": "SUBSCRIBED"},
+    fields={"first_name": "first_name"},
     by_hand=_klaviyo_by_hand,
     targets=lambda fake, name: [k.id for k in fake.lists_named(name)],
     members=lambda fake, name: fake.members_of(name),
@@ -151,7 +154,6 @@ KLAVIYO = Vendor(
         "contacts": _scripted("/api/profile-bulk-import-jobs$"),
         "membership": _scripted("/relationships/profiles$"),
     },
-    clear=lambda fake: fake.faults.clear(),
     by_id=True,
 )
 
@@ -180,6 +182,7 @@ SIMPLETEXTING = Vendor(
     key=lambda n: f"+1202555{n:04d}",
     features=lambda n: {"phone": f"+1202555{n:04d}", "first_name": f"P{n}",
                         "sms_subscription_status": "SUBSCRIBED"},
+    fields={"first_name": "first_name"},
     by_hand=_simpletexting_by_hand,
     targets=lambda fake, name: [c.id for c in fake.lists_named(name)],
     members=lambda fake, name: fake.members_of(name),
@@ -189,7 +192,6 @@ SIMPLETEXTING = Vendor(
         # One batch update both upserts the contacts and puts them in the list.
         "contacts": _scripted("batch-update$"),
     },
-    clear=lambda fake: fake.faults.clear(),
     by_id=True,
 )
 
@@ -200,16 +202,9 @@ FAILED_WRITES = [(v, step) for v in VENDORS for step in v.fail_after]
 # -- helpers -----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def served(vendor: Vendor) -> Iterator[Any]:
-    with vendor.serve() as fake:
-        yield fake
-
-
 def harness(vendor: Vendor, destination: Destination, **options: Any) -> SyncHarness:
     sync = SyncSettings(segment="vip", destination=destination.name, target=TARGET,
-                        fields={"first_name": "first_name"} if vendor is not MAILCHIMP
-                        else {"FNAME": "first_name"}, options=options)
+                        fields=vendor.fields, options=options)
     return SyncHarness(destination, sync)
 
 
@@ -239,7 +234,7 @@ def assert_converged(vendor: Vendor, fake: Any, h: SyncHarness, wanted: set[str]
 
 @pytest.mark.parametrize("vendor", VENDORS, ids=lambda v: v.name)
 def test_a_target_made_by_hand_is_adopted_with_the_people_already_in_it(vendor, tmp_path):
-    with served(vendor) as fake:
+    with vendor.serve() as fake:
         stranger = vendor.key(99)
         remote_id = vendor.by_hand(fake, TARGET, [vendor.key(1), vendor.key(2), stranger])
         h = harness(vendor, vendor.make(fake, tmp_path))
@@ -254,7 +249,7 @@ def test_a_target_made_by_hand_is_adopted_with_the_people_already_in_it(vendor, 
 
 @pytest.mark.parametrize("vendor", [v for v in VENDORS if v.by_id], ids=lambda v: v.name)
 def test_a_target_chosen_by_id_is_used_whatever_its_name(vendor, tmp_path):
-    with served(vendor) as fake:
+    with vendor.serve() as fake:
         remote_id = vendor.by_hand(fake, "Made by hand", [vendor.key(1)])
         h = harness(vendor, vendor.make(fake, tmp_path), list_id=remote_id)
         join(vendor, h, range(1, 4))
@@ -269,7 +264,7 @@ def test_a_target_chosen_by_id_is_used_whatever_its_name(vendor, tmp_path):
 
 @pytest.mark.parametrize("vendor", VENDORS, ids=lambda v: v.name)
 def test_a_fresh_database_adopts_what_an_earlier_one_pushed(vendor, tmp_path):
-    with served(vendor) as fake:
+    with vendor.serve() as fake:
         first = harness(vendor, vendor.make(fake, tmp_path / "old"))
         join(vendor, first, range(1, 6))
         assert first.run().added == 5
@@ -290,7 +285,7 @@ def test_a_fresh_database_adopts_what_an_earlier_one_pushed(vendor, tmp_path):
                          ids=[f"{v.name}-{s}" for v, s in FAILED_WRITES])
 def test_a_first_run_failed_after_its_write_landed_converges_next_run(vendor, step, drop,
                                                                       tmp_path):
-    with served(vendor) as fake:
+    with vendor.serve() as fake:
         h = harness(vendor, vendor.make(fake, tmp_path))
         join(vendor, h, range(1, 6))
         vendor.fail_after[step](fake, drop)
@@ -300,7 +295,7 @@ def test_a_first_run_failed_after_its_write_landed_converges_next_run(vendor, st
             vendor.fail_after["contacts"](fake, drop)
         first = h.run()
         assert first.status == "failed" and first.added == 0, first
-        vendor.clear(fake)
+        fake.faults.clear()
         # The next scheduled run: a new process, the same database and state folder.
         h.destination = vendor.make(fake, tmp_path)
         result = h.run()
