@@ -8,6 +8,7 @@ import tomllib
 
 from conftest import REPO
 
+from segsync.connectors.mailchimp.config import SyncOptions as MailchimpSyncOptions
 from segsync.core.segment.templates import describe_templates
 from segsync.core.settings import Settings, build_connectors, load_settings
 from segsync.plugins import load_plugins
@@ -68,3 +69,21 @@ def test_readme_states_the_history_predictions_need():
     readme = " ".join((REPO / "README.md").read_text().split())
     assert f"fewer than {MIN_REPEAT_BUYERS} buyers bought more than once" in readme
     assert f"fewer than {MIN_REPEAT_BUYERS} repeat buyers paid for a repeat purchase" in readme
+
+
+def test_the_commented_mailchimp_example_validates_once_uncommented(tmp_path):
+    text = (REPO / "config.example.toml").read_text()
+    blocks = []
+    for header in ("[destinations.mailchimp]", "[syncs.lapsed_mailchimp]"):
+        commented = f"# {header}" + text.split(f"# {header}", 1)[1].split("\n\n", 1)[0]
+        assert all(line.startswith("# ") for line in commented.splitlines()), header
+        blocks.append("\n".join(line[2:] for line in commented.splitlines()))
+    config = tmp_path / "segsync.toml"
+    config.write_text("[segments.lapsed]\nquery = \"last_order_date < -8m\"\n\n"
+                      + "\n\n".join(blocks) + "\n")
+    settings = load_settings(config)
+    _, destinations = build_connectors(settings, load_plugins())
+    sync = settings.syncs["lapsed_mailchimp"]
+    assert destinations[sync.destination].type_name == "mailchimp"
+    target = MailchimpSyncOptions.parse(sync.options, sync.destination)
+    assert target.mode == "static_segment"

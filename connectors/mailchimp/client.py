@@ -5,9 +5,8 @@ Every call goes through :func:`segsync.core.http.send` and
 429, 5xx, timeouts, dropped connections and Mailchimp's bodiless 403 (its throttle "at
 exceptionally high volumes") are :class:`RetriableError`; everything else is a
 :class:`FatalError` carrying the status, with the problem document's title and detail as the
-message. The client itself does not retry: the caller decides at which level a retry is safe
-and cheapest (the push engine re-sends whole batches, the destination retries single-contact
-calls), so no call is retried at two levels at once.
+message. The client itself does not retry: every write is a whole batch, and the push engine
+re-sends whole batches, so no call is retried at two levels at once.
 
 ``httpx.Client`` is thread-safe, and its pool is capped at the configured concurrency, so
 however many threads share one client, no more than that many requests are open at a time.
@@ -15,14 +14,13 @@ however many threads share one client, no more than that many requests are open 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
 from segsync.core import __version__
-from segsync.core.errors import FatalError, RetriableError
+from segsync.core.errors import RetriableError
 from segsync.core.http import json_object, make_client, raise_for_status, send
 
 from .config import MailchimpConfig
@@ -30,12 +28,6 @@ from .config import MailchimpConfig
 #: Mailchimp's largest page (``count``), and its cap on batch subscribe and segment arrays.
 PAGE_SIZE = 1000
 BATCH_LIMIT = 500
-
-
-def subscriber_hash(email: str) -> str:
-    """Mailchimp's member id: the MD5 of the lower-cased address (case must not split a
-    person in two)."""
-    return hashlib.md5(email.strip().lower().encode()).hexdigest()
 
 
 def describe_problem(response: httpx.Response) -> str:
@@ -141,20 +133,6 @@ class MailchimpClient:
         """Add and remove up to 500 emails each in a static segment, in one call."""
         return self.call("POST", f"/lists/{list_id}/segments/{segment_id}",
                          json={"members_to_add": add, "members_to_remove": remove}) or {}
-
-    def set_tag(self, list_id: str, email: str, tag: str, active: bool) -> bool:
-        """Declare one contact's tag active or inactive; False when the contact is not in the
-        audience (Mailchimp's 404), which for a removal is the desired state already."""
-        try:
-            self.call(
-                "POST", f"/lists/{list_id}/members/{subscriber_hash(email)}/tags",
-                json={"tags": [{"name": tag, "status": "active" if active else "inactive"}]},
-            )
-        except FatalError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
 
     def segment_emails(self, list_id: str, segment_id: str) -> Iterator[str]:
         """The addresses of a segment's members, lower-cased like segsync's keys."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Literal
 
@@ -9,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from segsync.core.connector import ConnectorConfig
 from segsync.core.errors import ConfigError
+
+log = logging.getLogger("segsync.mailchimp")
 
 #: Mailchimp's own cap: 10 simultaneous connections per API key; an 11th gets a 429.
 MAX_CONNECTIONS = 10
@@ -65,11 +68,11 @@ class MailchimpConfig(ConnectorConfig):
 class SyncOptions(BaseModel):
     """A sync's ``options`` table for a Mailchimp destination.
 
-    ``mode``: ``tag`` (default) writes membership one contact at a time through the tags
-    endpoint, which declares state (active/inactive) and is what Mailchimp's own integrations
-    use; ``static_segment`` writes it 500 contacts per call through the same tag's segment id,
-    the cheapest route for large audiences. Both keep membership in one Mailchimp tag (a tag is
-    a static segment) named after the sync's target.
+    ``mode``: membership is always written 500 contacts per call through the segment batch of
+    the sync's tag (in Mailchimp a tag is a static segment), so ``static_segment`` is the only
+    mode. ``tag``, which wrote one contact per call through the tags endpoint, is still
+    accepted so that configs written for 0.1 keep running, with a warning; it writes the same
+    tag the batched way, so the audience ends up exactly as it did.
 
     ``non_subscribed``: what happens to a new contact without email marketing consent (only
     possible when the sync's ``consent`` policy lets them through): ``skip`` (default) never
@@ -79,14 +82,14 @@ class SyncOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["tag", "static_segment"] = "tag"
+    mode: Literal["static_segment", "tag"] = "static_segment"
     non_subscribed: Literal["skip", "transactional"] = "skip"
 
     @classmethod
     def parse(cls, options: dict[str, Any], destination: str) -> SyncOptions:
         """Validate ``options``; a problem is a ConfigError naming the option."""
         try:
-            return cls.model_validate(options)
+            parsed = cls.model_validate(options)
         except ValidationError as exc:
             problems = [
                 f"destination {destination!r}: options."
@@ -95,3 +98,8 @@ class SyncOptions(BaseModel):
                 for err in exc.errors()
             ]
             raise ConfigError(problems[0], problems) from None
+        if parsed.mode == "tag":
+            log.warning("destination %r: options.mode = \"tag\" is no longer needed: "
+                        "membership goes to the same tag 500 contacts per call; remove the "
+                        "option", destination)
+        return parsed

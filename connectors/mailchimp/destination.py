@@ -9,9 +9,16 @@ One ``apply`` handles one batch of at most 500 changes in as few calls as Mailch
    unsubscribed, cleaned, archived and permanently deleted contacts are refused for good
    (``rejected`` with the reason) and never tagged; nothing is ever sent that could
    resubscribe or unarchive them.
-2. **Membership** — in ``static_segment`` mode, one segment batch (``members_to_add`` /
-   ``members_to_remove``) for the whole batch; in ``tag`` mode, one state-declaring tags call
-   per contact. Updates change no membership and need no second call.
+2. **Membership** — one segment batch (``POST /lists/{id}/segments/{tag id}``,
+   ``members_to_add`` / ``members_to_remove``, 500 each) for every join and leave of the batch:
+   in Mailchimp a tag *is* a static segment, so this is the same tag the tags endpoint writes,
+   at one call per 500 people instead of one per person. Updates change no membership and need
+   no second call; a batch of removals needs no first one.
+
+So a batch costs at most two write calls whatever its size: a first sync of 50,000 people
+makes 1 + 2 × 100, a rerun with nothing changed none. Nothing needs the per-contact tags
+endpoint: the segment batch refuses no contact the tags endpoint would take, and the
+batch-subscribe answer (read before membership is touched) already says who may be tagged.
 
 Every write declares a state (upsert by address, tag active/inactive, segment add/remove), so
 a batch replayed after a timeout, a 5xx after the write landed or a crashed run converges to
@@ -32,8 +39,7 @@ from typing import Any
 import httpx
 
 from segsync.core.connector import ANY_FIELD, Capabilities, Change, Destination, Outcome, Target
-from segsync.core.errors import ConfigError, FatalError, RetriableError
-from segsync.core.retry import RetryPolicy
+from segsync.core.errors import ConfigError, FatalError
 
 from .client import BATCH_LIMIT, MailchimpClient
 from .config import MailchimpConfig, SyncOptions
@@ -101,13 +107,10 @@ class MailchimpDestination(Destination):
     Config = MailchimpConfig
 
     def __init__(self, name: str, config: MailchimpConfig, base_dir: Path, *,
-                 transport: httpx.BaseTransport | None = None,
-                 retry: RetryPolicy | None = None):
+                 transport: httpx.BaseTransport | None = None):
         super().__init__(name, config, base_dir)
         self.config: MailchimpConfig
         self.client = MailchimpClient(config, transport=transport)
-        #: Retries of single-contact calls (tag mode); whole batches are the engine's to retry.
-        self.retry = retry or RetryPolicy(attempts=4)
         self._list_id: str | None = config.audience_id
         self._lock = threading.Lock()
 
@@ -189,11 +192,8 @@ class MailchimpDestination(Destination):
             bodies.append(member_body(change, status))
         joining = self._upsert(list_id, upserts, bodies, outcomes) if upserts else []
         leaving = [c.key for c in changes if c.op == "remove"]
-        if options.mode == "static_segment":
-            if joining or leaving:
-                outcomes.update(self._segment_batch(list_id, target, joining, leaving))
-        else:
-            outcomes.update(self._tag_each(list_id, target, joining, leaving))
+        if joining or leaving:
+            outcomes.update(self._segment_batch(list_id, target, joining, leaving))
         return list(outcomes.values())
 
     @staticmethod
@@ -258,34 +258,6 @@ class MailchimpDestination(Destination):
             else:
                 # A removal that did not happen must come back next run, never be suppressed.
                 outcomes[key] = Outcome(key, "failed", message)
-        return outcomes
-
-    def _tag_each(self, list_id: str, target: Target, joining: list[str],
-                  leaving: list[str]) -> dict[str, Outcome]:
-        """One tags call per contact, each retried on its own.
-
-        When one contact's call still fails after its retries, Mailchimp is failing as a whole:
-        the rest of the batch is left for the next run rather than hammered.
-        """
-        outcomes: dict[str, Outcome] = {}
-        work = [(key, True) for key in joining] + [(key, False) for key in leaving]
-        for i, (key, active) in enumerate(work):
-            try:
-                present = self.retry.call(self.client.set_tag, list_id, key, target.name, active)
-            except RetriableError as exc:
-                reason = f"Mailchimp kept failing: {exc}"
-                for rest, _ in work[i:]:
-                    outcomes[rest] = Outcome(rest, "failed", reason)
-                break
-            except FatalError as exc:
-                if exc.status not in (400, 422):
-                    raise  # bad credentials or a missing audience: nothing else will work
-                outcomes[key] = Outcome(key, "rejected", str(exc))
-                continue
-            if present or not active:
-                outcomes[key] = Outcome(key, "ok")
-            else:
-                outcomes[key] = Outcome(key, "failed", "not in the Mailchimp audience (404)")
         return outcomes
 
     # -- reading back -------------------------------------------------------------------------

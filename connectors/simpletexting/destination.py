@@ -43,6 +43,8 @@ CONTACT_FIELDS = {"first_name": "firstName", "last_name": "lastName", "email": "
                   "birthday": "birthday"}
 MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 SYNC_OPTIONS = frozenset({"list_id"})
+#: SimpleTexting's limit: "a list name containing less than 42 characters".
+MAX_LIST_NAME = 41
 #: Per-contact task errors that may clear without the contact changing (a server fault, the
 #: account's contact limit); any other error code is a refusal of the contact itself.
 TRANSIENT_ERRORS = frozenset({"CONTACT_CREATE_INTERNAL_ERROR", "CONTACT_UPDATE_INTERNAL_ERROR",
@@ -124,7 +126,8 @@ class SimpleTextingDestination(Destination):
         Lists are matched by exact name over the paged listing rather than through
         ``/api/contact-lists/{listIdOrName}``, where a name could also read as another list's
         id. Creating is not idempotent, so a create whose answer was lost is found by the
-        lookup of the retry instead of being repeated.
+        lookup of the retry instead of being repeated. A list read back carries its id as
+        ``listId``; only the create's answer names it ``id``.
         """
         unknown = sorted(set(options) - SYNC_OPTIONS)
         if unknown:
@@ -133,14 +136,19 @@ class SimpleTextingDestination(Destination):
         self._resume()
         if options.get("list_id"):
             found = self.client.get(f"/api/contact-lists/{options['list_id']}")
-            return Target(name, str(found["id"]), dict(options))
-        found = [str(item["id"]) for item in self.client.pages("/api/contact-lists")
+            return Target(name, str(found["listId"]), dict(options))
+        found = [str(item["listId"]) for item in self.client.pages("/api/contact-lists")
                  if item.get("name") == name]
         if len(found) > 1:
             raise ConfigError(f"destination {self.name!r}: {len(found)} SimpleTexting lists are "
                               f"named {name!r}; set the sync's options.list_id to choose one")
         if found:
             return Target(name, found[0], dict(options))
+        if len(name) > MAX_LIST_NAME:
+            # SimpleTexting would refuse the create; say which setting to change instead.
+            raise ConfigError(f"destination {self.name!r}: SimpleTexting list names must be "
+                              f"under {MAX_LIST_NAME + 1} characters; {name!r} has {len(name)} "
+                              "(set the sync's target to a shorter name, or options.list_id)")
         created = self.client.request("POST", "/api/contact-lists", body={"name": name})
         return Target(name, str(created.json()["id"]), dict(options))
 

@@ -195,6 +195,46 @@ def test_leaving_the_segment_leaves_the_lists_but_keeps_consent(cli, tmp_path):
         assert st.members_of("Staff") == {"+12025550109"}
 
 
+# -- lists that exist already, writes that landed unanswered -----------------------------------
+
+
+def test_lists_made_by_hand_before_the_first_run_are_filled_not_duplicated(cli, tmp_path):
+    with services() as (kl, st):
+        kl.add_list(EMAIL_LIST)
+        # Made in SimpleTexting, with Ada already added by hand.
+        st.add_contact("2025550101", lists=(st.add_list(SMS_LIST),), firstName="Ada")
+        config = write_config(tmp_path, kl, st)
+        code, syncs = run(cli, config)
+        assert code == 1  # the two numbers SimpleTexting cannot text, as on any first run
+        assert (syncs["newsletter"]["error"], syncs["sms"]["error"]) == (None, None)
+        assert (syncs["newsletter"]["added"], syncs["sms"]["added"]) == (7, 4)
+        assert_converged(kl, st)
+        assert not kl.requests("POST", "/api/lists$") and not st.requests("POST", "contact-lists$")
+        writes = (kl.write_calls, st.write_calls)
+        assert run(cli, config)[0] == 0
+        assert (kl.write_calls, st.write_calls) == writes
+
+
+def test_a_first_run_failed_after_simpletexting_applied_it_converges_on_the_next(cli,
+                                                                                tmp_path):
+    with services() as (kl, st):
+        # The list is created and the batch update lands, but every answer to it is lost.
+        st.fault(method="POST", path="batch-update$", status=503, after=True, times=50,
+                 retry_after=0)
+        config = write_config(tmp_path, kl, st)
+        code, syncs = run(cli, config)
+        assert (code, syncs["sms"]["status"], syncs["sms"]["added"]) == (1, "failed", 0)
+        assert st.members_of(SMS_LIST) == SMS_MEMBERS  # it landed all the same
+        st.faults.clear()
+        code, syncs = run(cli, config)
+        assert (syncs["sms"]["error"], syncs["sms"]["added"]) == (None, 4)
+        assert_converged(kl, st)
+        assert len(st.requests("POST", "contact-lists$")) == 1
+        writes = (kl.write_calls, st.write_calls)
+        assert run(cli, config)[0] == 0
+        assert (kl.write_calls, st.write_calls) == writes
+
+
 # -- killed runs ----------------------------------------------------------------------------
 
 

@@ -13,7 +13,6 @@ from segsync.connectors.mailchimp.config import MailchimpConfig
 from segsync.connectors.mailchimp.destination import NO_CONSENT, MailchimpDestination
 from segsync.core.connector import Change, Outcome
 from segsync.core.errors import ConfigError, FatalError, RetriableError
-from segsync.core.retry import NO_WAIT
 from segsync.core.testing import DestinationContract
 
 TAG = "Winback"
@@ -27,7 +26,7 @@ def fake() -> Iterator[FakeMailchimp]:
 
 def make(fake: FakeMailchimp, **config) -> MailchimpDestination:
     cfg = MailchimpConfig(**fake.destination_config(**config))
-    return MailchimpDestination("mailchimp", cfg, Path.cwd(), retry=NO_WAIT)
+    return MailchimpDestination("mailchimp", cfg, Path.cwd())
 
 
 def add(key: str, consent: str = "SUBSCRIBED", **fields) -> Change:
@@ -136,12 +135,11 @@ def sent_members(fake: FakeMailchimp) -> list[dict]:
             if (method, route) == ("POST", "/lists/{list_id}") for m in body["members"]]
 
 
-@pytest.mark.parametrize("mode", ["tag", "static_segment"])
-def test_new_contacts_get_their_consent_and_existing_ones_keep_their_status(fake, mode):
+def test_new_contacts_get_their_consent_and_existing_ones_keep_their_status(fake):
     fake.seed("pending@customers.shop", "pending")
     fake.seed("admin-unsub@customers.shop", "unsubscribed", unsubscribe_source="admin")
     destination = make(fake)
-    target = destination.ensure_target(TAG, {"mode": mode})
+    target = destination.ensure_target(TAG, {})
     outcomes = by_key(destination.apply(target, [
         add("new@customers.shop"),
         add("pending@customers.shop"),
@@ -183,13 +181,13 @@ def test_merge_tags_are_upper_case_and_nulls_are_not_sent(fake):
     assert fake.member("ada@customers.shop").merge_fields == {"FNAME": "Ada", "LNAME": "King"}
     assert sent_members(fake)[-1]["merge_fields"] == {"LNAME": "King"}
     # An update changes fields only: no membership call.
-    assert fake.calls["POST /lists/{list_id}/members/{member}/tags"] == 0
+    assert fake.calls["POST /lists/{list_id}/segments/{segment_id}"] == 0
 
 
 def test_field_refusals_are_per_record(fake):
     list_id = fake.add_audience("Strict", merge_fields=("FNAME",), required=("BIRTHDAY",))
     destination = make(fake, audience_id=list_id)
-    target = destination.ensure_target(TAG, {"mode": "static_segment"})
+    target = destination.ensure_target(TAG, {})
     outcomes = by_key(destination.apply(target, [
         add("fine@customers.shop", FNAME="A", BIRTHDAY="01/02"),
         add("unknown@customers.shop", FNAME="A", BIRTHDAY="01/02", SHOE="42"),
@@ -209,9 +207,9 @@ def test_field_refusals_are_per_record(fake):
 # -- membership -------------------------------------------------------------------------------
 
 
-def test_static_segment_re_adds_and_absent_removals_are_done(fake):
+def test_re_adds_and_absent_removals_are_done(fake):
     destination = make(fake)
-    target = destination.ensure_target(TAG, {"mode": "static_segment"})
+    target = destination.ensure_target(TAG, {})
     batch = [add("a@customers.shop"), add("b@customers.shop")]
     destination.apply(target, batch)
     assert {s for s, _ in by_key(destination.apply(target, batch)).values()} == {"ok"}
@@ -227,7 +225,7 @@ def test_static_segment_re_adds_and_absent_removals_are_done(fake):
 @pytest.mark.parametrize("kind", ["throttle", "bodiless_403", "error_before"])
 def test_throttles_and_5xx_on_a_batch_are_retriable(fake, kind):
     destination = make(fake)
-    target = destination.ensure_target(TAG, {"mode": "static_segment"})
+    target = destination.ensure_target(TAG, {})
     fake.fail(kind, "POST /lists/{list_id}")
     with pytest.raises(RetriableError):
         destination.apply(target, [add("a@customers.shop")])
@@ -242,25 +240,32 @@ def test_a_403_with_a_body_is_not_a_throttle(fake):
     assert caught.value.status == 403
 
 
-def test_a_throttled_tag_call_is_retried_alone(fake):
+def test_membership_is_written_500_contacts_per_call_by_default(fake):
+    """Issue 11: the default once made one tags call per person (15 writes for 13 people)."""
     destination = make(fake)
     target = destination.ensure_target(TAG, {})
-    fake.fail("throttle", "POST /lists/{list_id}/members/{member}/tags", times=2)
-    outcomes = destination.apply(target, [add("a@customers.shop"), add("b@customers.shop")])
-    assert {s for s, _ in by_key(outcomes).values()} == {"ok"}
-    assert fake.calls["POST /lists/{list_id}"] == 1  # the batch subscribe was not repeated
-    assert fake.calls["POST /lists/{list_id}/members/{member}/tags"] == 4
+    keys = [f"p{i}@customers.shop" for i in range(13)]
+    assert {s for s, _ in by_key(destination.apply(target, [add(k) for k in keys])).values()} \
+        == {"ok"}
+    # The tag, one batch subscribe, one segment batch; never the per-contact tags endpoint.
+    assert fake.write_calls == 3
+    assert fake.calls["POST /lists/{list_id}/members/{member}/tags"] == 0
+    assert fake.tag_emails(TAG) == set(keys)
+    removals = [Change(k, "remove") for k in keys[:5]]
+    assert {s for s, _ in by_key(destination.apply(target, removals)).values()} == {"ok"}
+    assert fake.write_calls == 4  # five removals, one call
+    assert fake.tag_emails(TAG) == set(keys[5:])
 
 
-def test_tag_calls_stop_when_mailchimp_keeps_failing(fake):
+def test_mode_tag_from_an_older_config_still_runs_batched_with_a_warning(fake, caplog):
     destination = make(fake)
-    target = destination.ensure_target(TAG, {})
-    fake.fail("error_before", "POST /lists/{list_id}/members/{member}/tags", times=50)
-    keys = [f"p{i}@customers.shop" for i in range(10)]
-    outcomes = destination.apply(target, [add(k) for k in keys])
-    assert {s for s, _ in by_key(outcomes).values()} == {"failed"}
-    # One contact's retries, then the rest of the batch is left for the next run.
-    assert fake.calls["POST /lists/{list_id}/members/{member}/tags"] == NO_WAIT.attempts
+    with caplog.at_level("WARNING", "segsync.mailchimp"):
+        target = destination.ensure_target(TAG, {"mode": "tag"})
+    assert 'options.mode = "tag" is no longer needed' in caplog.text
+    destination.apply(target, [add("a@customers.shop"), add("b@customers.shop")])
+    assert fake.calls["POST /lists/{list_id}/members/{member}/tags"] == 0
+    assert fake.calls["POST /lists/{list_id}/segments/{segment_id}"] == 1
+    assert fake.tag_emails(TAG) == {"a@customers.shop", "b@customers.shop"}
 
 
 def test_the_client_authenticates_with_the_key_as_password(fake):

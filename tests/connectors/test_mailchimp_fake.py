@@ -178,3 +178,12 @@ def test_a_timeout_fault_holds_the_answer_past_the_client_timeout(fake):
                        json={"email_address": "late@customers.shop",
                              "status_if_new": "subscribed"})
     assert fake.member("late@customers.shop") is not None
+
+
+def test_fields_cut_an_answer_to_what_was_asked_for(fake, http):
+    fake.create_tag("VIP", ())
+    full = http.get(f"{LIST}/segments", params={"type": "static"}).json()
+    assert set(full) >= {"segments", "list_id", "total_items"}
+    assert set(full["segments"][0]) >= {"id", "name", "member_count", "type", "list_id"}
+    cut = http.get(f"{LIST}/segments", params={"fields": "segments.id,segments.name"}).json()
+    assert cut == {"segments": [{"id": full["segments"][0]["id"], "name": "VIP"}]}

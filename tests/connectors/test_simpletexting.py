@@ -114,6 +114,34 @@ def test_the_fake_replaces_lists_unless_told_not_to(fake):
     assert fake.members_of("VIP") == {"+12025550001", "+12025550002"}
 
 
+def test_the_fake_answers_in_the_shapes_of_simpletextings_spec(fake):
+    """api-doc.simpletexting.com's OpenAPI: lists read back carry ``listId``, creates answer
+    ``{"id"}``, contacts carry ``contactId`` and their lists as ``{id, name}``."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=fake.url, headers=headers) as http:
+        created = http.post("/api/contact-lists", json={"name": "VIP"})
+        assert (created.status_code, list(created.json())) == (201, ["id"])
+        list_id = created.json()["id"]
+        page = http.get("/api/contact-lists", params={"page": 0, "size": 10}).json()
+        assert set(page) == {"content", "totalPages", "totalElements"}
+        [item] = page["content"]
+        assert (item["listId"], item["name"], "id" in item) == (list_id, "VIP", False)
+        for ref in (list_id, "VIP"):
+            assert http.get(f"/api/contact-lists/{ref}").json()["listId"] == list_id
+        http.post("/api/contacts?listsReplacement=false",
+                  json={"contactPhone": "2025550001", "listIds": [list_id]})
+        [contact] = http.get("/api/contacts").json()["content"]
+        assert "id" not in contact and contact["contactId"]
+        assert contact["lists"] == [{"id": list_id, "name": "VIP"}]
+        assert {"contactPhone", "firstName", "lastName", "email"} <= set(contact)
+        task = http.post("/api/contacts-batch/batch-update",
+                         json={"updates": [{"contactPhone": "2025550002"}],
+                               "listsReplacement": False}).json()["id"]
+        assert http.get(f"/api/contacts-batch/batch-update/{task}").status_code == 201
+        too_long = http.post("/api/contact-lists", json={"name": "x" * 42})
+        assert too_long.status_code == 400
+
+
 # -- lists -----------------------------------------------------------------------------------
 
 
@@ -141,6 +169,10 @@ def test_list_options_and_ambiguous_names(fake, tmp_path):
     fake.add_list("Twice")
     with pytest.raises(ConfigError, match="2 SimpleTexting lists are named 'Twice'"):
         dest.ensure_target("Twice", {})
+    # A name SimpleTexting would refuse is a config problem, found before any write.
+    with pytest.raises(ConfigError, match="under 42 characters"):
+        dest.ensure_target("A" * 42, {})
+    assert fake.requests("POST") == []
 
 
 # -- who may be sent -----------------------------------------------------------------------------

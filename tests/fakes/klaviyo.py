@@ -5,7 +5,10 @@ What it models (reference: destinations.md §2 and §5), and how strictly:
 * Transport: ``Authorization: Klaviyo-API-Key <key>`` (401 otherwise), a known ``revision``
   header (400 when missing or unknown), ``Content-Type: application/vnd.api+json`` on every
   body (415 otherwise), JSON:API envelopes (``data``, ``links.next`` cursors, 204 with no
-  body) and JSON:API error documents with ``source.pointer``.
+  body) and JSON:API error documents with ``source.pointer``. Resources as revision 2026-07-15
+  of ``klaviyo/openapi`` declares them: a list is ``{type, id, attributes: {name, created,
+  updated, opt_in_process}, links}``, cut to a ``fields[list]`` sparse fieldset (an unknown
+  field name is a 400), and profiles to ``fields[profile]``.
 * Limits: page sizes (lists ≤ 10, profiles ≤ 100), ≤ 1000 ids per relationships call,
   ≤ 1000 profiles per subscribe job, ≤ 100 per unsubscribe job, ≤ 10,000 profiles or 5 MB
   per import job, 150 list creations a day; each refusal a 400 pointing at the array. An
@@ -97,6 +100,8 @@ class KList:
     id: str
     name: str
     members: set[str] = field(default_factory=set)
+    created: str = "2026-11-01T00:00:00+00:00"
+    opt_in_process: str = "single_opt_in"
 
 
 @dataclass
@@ -337,8 +342,19 @@ class KlaviyoFake(Served, ScriptedFaults):
             raise ApiError(400, "invalid", f"Expected a {kind} resource.", pointer)
         return data
 
-    def _list_view(self, klist: KList) -> dict[str, Any]:
-        return {"type": "list", "id": klist.id, "attributes": {"name": klist.name},
+    def _list_view(self, klist: KList, query: dict[str, str]) -> dict[str, Any]:
+        """A list resource (revision 2026-07-15), cut to ``fields[list]`` when asked."""
+        attributes = {"name": klist.name, "created": klist.created, "updated": klist.created,
+                      "opt_in_process": klist.opt_in_process}
+        wanted = query.get("fields[list]")
+        if wanted is not None:
+            names = wanted.split(",")
+            unknown = sorted(set(names) - set(attributes))
+            if unknown:
+                raise ApiError(400, "invalid", f"{', '.join(unknown)} is not a valid field "
+                               "for the resource 'list'.", meta={"parameter": "fields[list]"})
+            attributes = {k: v for k, v in attributes.items() if k in names}
+        return {"type": "list", "id": klist.id, "attributes": attributes,
                 "links": {"self": f"{self.url}/api/lists/{klist.id}"}}
 
     def _profile_view(self, profile: Profile, query: dict[str, str]) -> dict[str, Any]:
@@ -373,11 +389,12 @@ class KlaviyoFake(Served, ScriptedFaults):
 
     def _get_lists(self, *, query: dict[str, str], **_: Any) -> tuple[int, dict[str, Any]]:
         wanted = self._filter(query, {"name", "id"})
-        found = [self._list_view(k) for k in self.lists.values()
+        found = [self._list_view(k, query) for k in self.lists.values()
                  if wanted is None or getattr(k, wanted[0]) in wanted[1]]
         return 200, self._page(found, "/api/lists", query, 10, 10)
 
-    def _create_list(self, *, body: Any, **_: Any) -> tuple[int, dict[str, Any]]:
+    def _create_list(self, *, body: Any, query: dict[str, str],
+                     **_: Any) -> tuple[int, dict[str, Any]]:
         name = (self._data(body, "list").get("attributes") or {}).get("name")
         if not isinstance(name, str) or not name.strip():
             raise ApiError(400, "invalid", "A list needs a name.", "/data/attributes/name")
@@ -388,10 +405,11 @@ class KlaviyoFake(Served, ScriptedFaults):
         # Klaviyo happily creates a second list with the same name: the client must look first.
         klist = KList(self._new_id("L"), name)
         self.lists[klist.id] = klist
-        return 201, {"data": self._list_view(klist)}
+        return 201, {"data": self._list_view(klist, query)}
 
-    def _get_list(self, list_id: str, **_: Any) -> tuple[int, dict[str, Any]]:
-        return 200, {"data": self._list_view(self._lookup_list(list_id))}
+    def _get_list(self, list_id: str, *, query: dict[str, str],
+                  **_: Any) -> tuple[int, dict[str, Any]]:
+        return 200, {"data": self._list_view(self._lookup_list(list_id), query)}
 
     def _list_profiles(self, list_id: str, *, query: dict[str, str],
                        **_: Any) -> tuple[int, dict[str, Any]]:

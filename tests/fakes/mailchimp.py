@@ -5,7 +5,9 @@ What it models (reference/destinations.md §1 and §5), and how strictly:
 * Transport: HTTP Basic with any user name and the API key as password (401 "API Key Invalid"
   otherwise); ``application/problem+json`` errors with ``type``/``title``/``status``/
   ``detail``/``instance`` and an ``X-Request-Id`` equal to ``instance``; ``count`` ≤ 1000 /
-  ``offset`` pagination with ``total_items``; unknown routes 404, wrong methods 405.
+  ``offset`` pagination with ``total_items``; ``fields`` partial responses (dot notation), so
+  a client that reads a field it did not ask for is caught; unknown routes 404, wrong
+  methods 405.
 * The 10-connection limit: requests in flight are counted, the peak is kept, and a request
   arriving while ``max_connections`` are already in flight gets a 429 (no Retry-After, as on
   Mailchimp).
@@ -351,6 +353,8 @@ class FakeMailchimp:
                     self.recorded.append((method, template, body))
             with self._lock:
                 status, payload = handler(query=query, body=body, **params)
+            if method == "GET" and "fields" in query:
+                payload = partial(payload, query["fields"])
             if fault is not None:
                 return self._fault_reply(fault, applied=True, status=status, payload=payload)
             return _json_reply(status, payload)
@@ -413,7 +417,9 @@ class FakeMailchimp:
 
     @staticmethod
     def _segment_json(audience: Audience, s: Segment) -> dict[str, Any]:
-        return {"id": s.id, "name": s.name, "type": s.type, "member_count": len(s.members),
+        return {"id": s.id, "name": s.name, "member_count": len(s.members), "type": s.type,
+                "created_at": "2026-11-01T00:00:00+00:00",
+                "updated_at": "2026-11-01T00:00:00+00:00", "options": {},
                 "list_id": audience.id}
 
     @staticmethod
@@ -660,7 +666,7 @@ class FakeMailchimp:
                     if query.get("type") in (None, s.type)]
         items, total = self._page(segments, query)
         return 200, {"segments": [self._segment_json(audience, s) for s in items],
-                     "total_items": total}
+                     "list_id": audience.id, "total_items": total}
 
     def _post_segments(self, query: dict[str, str], body: Any, list_id: str) -> tuple[int, Any]:
         audience = self._audience(list_id)
@@ -752,6 +758,25 @@ class FakeMailchimp:
         found = [{"id": s.id, "name": s.name} for s in audience.segments.values()
                  if s.type == "static" and s.name.casefold().startswith(prefix)]
         return 200, {"tags": found, "total_items": len(found)}
+
+
+def partial(payload: Any, fields: str) -> Any:
+    """``payload`` cut to Mailchimp's ``fields`` partial response: a comma-separated list of
+    keys, with dots for keys inside sub-objects and inside each item of an array."""
+    tree: dict[str, Any] = {}
+    for path in filter(None, (f.strip() for f in fields.split(","))):
+        node = tree
+        for key in path.split("."):
+            node = node.setdefault(key, {})
+
+    def cut(value: Any, node: dict[str, Any]) -> Any:
+        if isinstance(value, list):
+            return [cut(item, node) for item in value]
+        if not isinstance(value, dict) or not node:
+            return value
+        return {k: cut(v, node[k]) for k, v in value.items() if k in node}
+
+    return cut(payload, tree)
 
 
 def _json_reply(status: int, payload: Any) -> Reply:

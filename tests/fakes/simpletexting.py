@@ -5,8 +5,18 @@ What it models (reference: destinations.md §3.1 and §5), and how strictly:
 * Transport: ``Authorization: Bearer <token>`` (401 with the vendor envelope otherwise),
   ``Content-Type: application/json`` on every body (415 otherwise), errors as
   ``application/problem+json`` with ``status``/``errorCode``/``message``/``errorDetails``.
+* Shapes as the vendor's OpenAPI declares them (``openapi/_original/simpletexting-openapi.yml``
+  of ``api-evangelist/simpletexting``, taken from api-doc.simpletexting.com): a list is
+  ``{listId, name, created, updated, description, totalContactsCount, …}`` in
+  ``GET /api/contact-lists`` and ``GET /api/contact-lists/{listIdOrName}``, while every create
+  answers an ``ObjectIdDto`` ``{"id": …}``; a contact is ``{contactId, contactPhone, firstName,
+  lastName, email, birthday, customFields, comment, subscriptionStatus, lists: [{id, name}],
+  created, updated, updateSource}``; pages are ``{content, totalPages, totalElements}``; a
+  batch-update task is read back with the 201 its spec declares.
 * Lists by id **or name** in paths; ``POST /api/contact-lists`` happily creates a second list
-  with a taken name (the client must look first); pages of at most 500.
+  with a taken name (the client must look first) and refuses a name of 42 characters or more
+  (the spec's "less than 42 characters"; the refusal's wording is the fake's); pages of at
+  most 500.
 * Contacts keyed by their 10-digit phone; anything else is "Invalid phone format".
 * **The ``listsReplacement`` trap**: single upserts default ``upsert=true&listsReplacement=
   true`` and batch updates default ``listsReplacement: true``; a replacing write takes the
@@ -26,6 +36,7 @@ What it models (reference: destinations.md §3.1 and §5), and how strictly:
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import math
@@ -41,6 +52,8 @@ TOKEN = "st_fake_token_0123456789"
 PREFIX = "/v2"
 MAX_BATCH = 500
 MAX_PAGE = 500
+#: "A list name containing less than 42 characters" (the spec's ListDto).
+MAX_LIST_NAME = 41
 CONTACT_FIELDS = ("firstName", "lastName", "email", "birthday", "comment", "customFields")
 
 
@@ -60,6 +73,11 @@ class ApiError(Exception):
         super().__init__(message)
 
 
+def _now() -> str:
+    """A timestamp as SimpleTexting writes them (ISO 8601, milliseconds, UTC)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass
 class Contact:
     id: str
@@ -67,12 +85,16 @@ class Contact:
     subscription_status: str = "OPT_IN"
     fields: dict[str, Any] = field(default_factory=dict)
     lists: set[str] = field(default_factory=set)
+    created: str = field(default_factory=_now)
+    updated: str = field(default_factory=_now)
+    update_source: str = "MANUAL"
 
 
 @dataclass
 class CList:
     id: str
     name: str
+    created: str = field(default_factory=_now)
 
 
 @dataclass
@@ -222,6 +244,9 @@ class SimpleTextingFake(Served, ScriptedFaults):
                 name = body.get("name") if isinstance(body, dict) else None
                 if not isinstance(name, str) or not name.strip():
                     raise ApiError(400, "ERR_VALIDATION", "name must not be blank")
+                if len(name) > MAX_LIST_NAME:
+                    raise ApiError(400, "ERR_VALIDATION",
+                                   f"name must contain less than {MAX_LIST_NAME + 1} characters")
                 # Not idempotent: a second list with the same name is created.
                 return 201, {"id": self.add_list(name)}
             case "GET", ["contact-lists", ref]:
@@ -265,7 +290,8 @@ class SimpleTextingFake(Served, ScriptedFaults):
                 task = self.tasks.get(task_id)
                 if task is None:
                     raise ApiError(404, "ERR_TASK_NOT_FOUND", f"Task {task_id} not found")
-                return 200, {"status": task.status, "results": list(task.results),
+                # The spec declares 201 for this read, not 200.
+                return 201, {"status": task.status, "results": list(task.results),
                              "requestedCount": len(task.updates),
                              "processedCount": len(task.results)}
         raise ApiError(404, "ERR_NOT_FOUND", f"No endpoint {method} {path}")
@@ -275,17 +301,30 @@ class SimpleTextingFake(Served, ScriptedFaults):
         if not 1 <= size <= MAX_PAGE or page < 0:
             raise ApiError(400, "ERR_VALIDATION", f"size must be between 1 and {MAX_PAGE}")
         return {"content": items[page * size:(page + 1) * size],
-                "totalPages": math.ceil(len(items) / size), "totalElements": len(items),
-                "size": size, "number": page}
+                "totalPages": math.ceil(len(items) / size), "totalElements": len(items)}
 
     def _list_view(self, clist: CList) -> dict[str, Any]:
-        count = sum(clist.id in c.lists for c in self.contacts.values())
-        return {"id": clist.id, "name": clist.name, "totalContactsCount": count}
+        """A ``List``: its id is ``listId`` here, unlike the ``id`` of the create answer."""
+        members = [c for c in self.contacts.values() if clist.id in c.lists]
+        active = sum(c.subscription_status == "OPT_IN" for c in members)
+        unsubscribed = sum(c.subscription_status == "OPT_OUT" for c in members)
+        return {"listId": clist.id, "name": clist.name, "created": clist.created,
+                "updated": clist.created, "description": None,
+                "totalContactsCount": len(members), "activeContactsCount": active,
+                "invalidContactsCount": 0, "unsubscribedContactsCount": unsubscribed,
+                "keywords": []}
 
     def _contact_view(self, contact: Contact) -> dict[str, Any]:
-        return {"id": contact.id, "contactPhone": contact.phone, **contact.fields,
-                "subscriptionStatus": contact.subscription_status,
-                "lists": [{"id": i, "name": self.lists[i].name} for i in sorted(contact.lists)]}
+        """A ``Contact``: ``contactId``, the five required fields always present."""
+        view: dict[str, Any] = {"contactId": contact.id, "contactPhone": contact.phone,
+                                "firstName": None, "lastName": None, "email": None}
+        view.update(contact.fields)
+        view.update({
+            "subscriptionStatus": contact.subscription_status,
+            "lists": [{"id": i, "name": self.lists[i].name} for i in sorted(contact.lists)],
+            "created": contact.created, "updated": contact.updated,
+            "updateSource": contact.update_source})
+        return view
 
     def _find_list(self, ref: str) -> CList:
         found = self.lists.get(ref) or next(
@@ -312,7 +351,9 @@ class SimpleTextingFake(Served, ScriptedFaults):
             return None, ("CONTACT_UPDATE_FAILED", exc.payload["message"])
         contact = self.contacts.get(phone)
         if contact is None:
-            contact = self.contacts[phone] = Contact(self._new_id(), phone)
+            contact = self.contacts[phone] = Contact(self._new_id(), phone,
+                                                     update_source="PUBLIC_API")
+        contact.updated, contact.update_source = _now(), "PUBLIC_API"
         for name in CONTACT_FIELDS:
             if name in update:
                 contact.fields[name] = update[name]
