@@ -313,6 +313,8 @@ def m005_incremental(db: Database) -> None:
     * ``person_expiry``: per person, the first as-of date on which one of their as-of-dependent
       attributes other than the plain day counters may change (an order entering or leaving a
       window, a lifecycle boundary, a season closing). Written with the features.
+    * ``changed_features``: people whose feature rows an incremental refresh rebuilt or removed
+      since the segments were last materialised; the segment stage consumes it.
     """
     db.executescript(
         """
@@ -328,6 +330,8 @@ def m005_incremental(db: Database) -> None:
         );
 
         CREATE TABLE dirty_people (person_id INTEGER PRIMARY KEY);
+
+        CREATE TABLE changed_features (person_id INTEGER PRIMARY KEY);
 
         CREATE TABLE person_expiry (
             person_id INTEGER PRIMARY KEY,

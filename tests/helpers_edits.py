@@ -34,7 +34,7 @@ _order = st.tuples(
     st.just("order"), st.sampled_from(SOURCES), st.integers(0, 15).map(str),
     st.none() | _keys, st.none() | st.sampled_from(EMAILS),
     # Days after START: some orders lie in the future of the early as-of dates.
-    st.integers(0, 900), st.sampled_from([-20.0, 0.0, 15.0, 40.0, 125.5]),
+    st.integers(0, 900), st.sampled_from([-20.0, 0.0, 0.1, 0.2, 19.99, 40.0, 125.5]),
     st.sampled_from(CATEGORIES), st.booleans(),
 )
 _remove = st.tuples(st.sampled_from(["del_customer", "del_order"]), st.sampled_from(SOURCES),

@@ -21,4 +21,5 @@ from .attributes import ATTRIBUTES, BY_NAME, CONSENT_ENUM, CUSTOM_PREFIX, Attrib
 from .days import shift_date
 from .features import compute_features
 from .predict import coverage_lines, describe_gap, fit_from_store, write_predictions
+from .refresh import GLOBAL_COLUMNS, refresh_features, segments_done
 from .scores import add_scores
