@@ -179,6 +179,8 @@ def _assign_person_ids(db: Database, run_id: int | None) -> dict[str, int]:
         GROUP BY l.label
         """
     )
+    # Without it the claim check below scans every component for each one: quadratic.
+    db.execute("CREATE INDEX temp.resolve_components_old ON resolve_components(old_id, label)")
     # Two components can claim the same old id when a record's identifier changed and split a
     # person: the component with the smallest label keeps it, the other gets a new id.
     db.execute(
