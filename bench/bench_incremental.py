@@ -64,13 +64,14 @@ def _generate_store(path: str, people: int) -> None:
 def _change(db: Database, people: int, day: dt.date) -> int:
     """Change 1 % of the people; return how many."""
     every = 100
+    token = time.time_ns()  # keys new on every run of the benchmark on a kept store
     with db.atomic():
         # Half of them order again today (a new order with two lines) ...
         db.execute(
             f"""
             INSERT INTO orders (source, key, customer_key, ordered_at, order_date, total,
                 record_hash)
-            SELECT 'shopify', 'new' || key || '-{day}', key, '{day}T12:00:00', '{day}',
+            SELECT 'shopify', 'new' || key || '-{token}', key, '{day}T12:00:00', '{day}',
                 10.0 + {_r(20000)} / 100.0, 'n'
             FROM customers WHERE rowid % {every} = 0 AND rowid % {2 * every} = 0
             """
@@ -78,7 +79,7 @@ def _change(db: Database, people: int, day: dt.date) -> int:
         db.execute(
             f"""
             INSERT INTO order_lines (source, order_key, key, sku, category, quantity, amount)
-            SELECT 'shopify', 'new' || c.key || '-{day}', 'l' || k.n, 'SKU' || {_r(20000)},
+            SELECT 'shopify', 'new' || c.key || '-{token}', 'l' || k.n, 'SKU' || {_r(20000)},
                 'Category' || {_r(40)}, 1, 10.0
             FROM customers AS c, (SELECT 1 AS n UNION ALL SELECT 2) AS k
             WHERE c.rowid % {every} = 0 AND c.rowid % {2 * every} = 0
@@ -90,14 +91,14 @@ def _change(db: Database, people: int, day: dt.date) -> int:
             UPDATE customers SET first_name = 'Renamed', email_consent = 'unsubscribed',
                 email = CASE WHEN rowid % {20 * every} = {every}
                              THEN 'user' || (rowid + 1) || '@merged.example' ELSE email END,
-                record_hash = record_hash || '-{day}'
+                record_hash = record_hash || '-{token}'
             WHERE rowid % {every} = 0 AND rowid % {2 * every} <> 0
             """
         )
         db.execute(
             f"""
             UPDATE customers SET email = 'user' || rowid || '@merged.example',
-                record_hash = record_hash || '-m{day}'
+                record_hash = record_hash || '-m{token}'
             WHERE (rowid - 1) % {20 * every} = {every}
             """
         )

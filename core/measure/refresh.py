@@ -165,17 +165,18 @@ def _rebuild_rows(db: Database, as_of: dt.date, scoring: ScoringSettings) -> int
                f"{_REFRESHED})")
     scratch = open_store(":memory:")
     try:
+        # CROSS JOIN: from the few people to their orders by index, never a scan of orders.
         # In the store's row order: the full build sums each person's amounts in that order,
         # and floating-point sums must come out the same to the last bit.
         _copy(db, scratch, "people",
               f"SELECT p.* FROM {_REFRESHED} AS r JOIN people AS p ON p.id = r.person_id")
         _copy(db, scratch, "orders",
-              f"SELECT o.* FROM {_REFRESHED} AS r JOIN orders AS o ON o.person_id = r.person_id "
-              "ORDER BY o.rowid")
+              f"SELECT o.* FROM {_REFRESHED} AS r CROSS JOIN orders AS o "
+              "ON o.person_id = r.person_id ORDER BY o.rowid")
         _copy(db, scratch, "order_lines",
-              f"SELECT l.* FROM {_REFRESHED} AS r JOIN orders AS o ON o.person_id = r.person_id "
-              "JOIN order_lines AS l ON l.source = o.source AND l.order_key = o.key "
-              "ORDER BY l.rowid")
+              f"SELECT l.* FROM {_REFRESHED} AS r CROSS JOIN orders AS o "
+              "ON o.person_id = r.person_id CROSS JOIN order_lines AS l "
+              "ON l.source = o.source AND l.order_key = o.key ORDER BY l.rowid")
         compute_features(scratch, as_of)
         scores.add_scores(scratch, as_of, scoring, predictions=False)
         return _copy(scratch, db, "person_features", "SELECT * FROM person_features")
@@ -265,7 +266,7 @@ def _write_expiry(db: Database, as_of: dt.date, scoring: ScoringSettings,
     after = ", ".join(f"coalesce(CASE WHEN {c} > :as_of THEN {c} END, '9999')"
                       for c in candidates)
     source = ("orders AS o NOT INDEXED" if people is None else
-              f"{people} AS r JOIN orders AS o ON o.person_id = r.person_id")
+              f"{people} AS r CROSS JOIN orders AS o ON o.person_id = r.person_id")
     db.execute(
         f"""INSERT INTO person_expiry(person_id, expires)
         SELECT o.person_id, min(min({after})) AS expires
