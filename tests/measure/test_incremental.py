@@ -82,3 +82,17 @@ def test_only_changed_people_and_those_crossing_a_boundary_are_rebuilt():
     apply(db, [("customer", "shop", "3", "p3@example.com", None, "subscribed", None, [])], 3)
     assert run(db, as_of + dt.timedelta(days=2), 3, full=False)["rebuilt"] == 1
     assert run(db, as_of + dt.timedelta(days=20), 4, full=False)["rebuilt"] == 1
+
+
+def test_the_benchmark_runs_at_tiny_size(tmp_path, capsys, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))
+    sys.modules.pop("bench_incremental", None)
+    import bench_incremental
+
+    assert bench_incremental.main(["--people", "400", "--db", str(tmp_path / "b.db")]) == 0
+    out = capsys.readouterr().out
+    assert "4 people changed" in out and "ratio" in out
+    assert out.index("full (floor)") < out.index("incremental")
