@@ -33,7 +33,7 @@ section{border-top:1px solid #ccc;padding:1rem 0}
 .row{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
 .row>*{flex:1 1 20rem;min-width:0}
 svg.chart{max-width:100%;height:auto}
-table{border-collapse:collapse;font-size:.9rem}
+table{border-collapse:collapse;font-size:.9rem;display:block;max-width:100%;overflow-x:auto}
 td,th{padding:.2rem .5rem;border-bottom:1px solid #eee;text-align:right}
 td:first-child,th:first-child{text-align:left}
 .wide{overflow-x:auto}.note{color:#8a4b08}
