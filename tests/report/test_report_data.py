@@ -87,15 +87,17 @@ def test_predictions_show_the_fit_of_model_fit_and_everyone_predicted(data, cli)
     assert p["gaps"] == ["5 have none: no valid order up to 2026-11-08"]
 
 
-def test_an_unusable_fit_is_reported_in_the_words_of_segsync_run(tmp_path, cli, monkeypatch):
-    """On the demo's first weeks the purchase model cannot be fitted: the page says why, as
-    the run's warning does, and draws empty distributions instead of failing."""
+def test_an_unusable_fit_is_reported_in_the_words_of_segsync_run_and_run_writes_it(tmp_path, cli, monkeypatch):
+    """On the demo's first weeks the purchase model cannot be fitted: the page (written by
+    ``run --report``) says why, as the run's warning does, and draws empty distributions
+    instead of failing."""
     import shutil
 
     from conftest import REPO
     shutil.copytree(REPO / "examples" / "exports", tmp_path / "examples" / "exports")
     shutil.copy(REPO / "config.example.toml", tmp_path / "segsync.toml")
-    run = cli("run", "--as-of", "2026-01-20")
+    run = cli("run", "--as-of", "2026-01-20", "--report", "out/report.html")
+    assert "too little history" in (tmp_path / "out" / "report.html").read_text()
     settings = load_settings(tmp_path / "segsync.toml")
     db = open_store(settings.store.path)
     p = report_data(db, settings, dt.date(2026, 1, 20))["predictions"]
