@@ -87,7 +87,7 @@ def test_predictions_show_the_fit_of_model_fit_and_everyone_predicted(data, cli)
     assert p["gaps"] == ["5 have none: no valid order up to 2026-11-08"]
 
 
-def test_an_unusable_fit_is_reported_in_the_words_of_segsync_run_and_run_writes_it(tmp_path, cli, monkeypatch):
+def test_run_report_says_why_a_fit_was_unusable_as_the_run_does(tmp_path, cli):
     """On the demo's first weeks the purchase model cannot be fitted: the page (written by
     ``run --report``) says why, as the run's warning does, and draws empty distributions
     instead of failing."""
