@@ -5,6 +5,8 @@ Tables by pipeline stage:
 * pull: ``source_files``, ``source_cursors``, ``raw_records``, ``customers``, ``orders``,
   ``order_lines``, ``rejects`` — one row per source record, keyed by the source's own key, so a
   re-pull upserts in place.
+* erasure: ``suppressions`` (keyed digests of erased identifiers, checked at ingest) and the
+  salt behind them in ``meta``.
 * resolve: ``people``, ``identity_links`` (each normalised email, phone and link id → the person
   holding it), ``person_merges`` (ids merged away → the surviving id); ``customers`` carries each
   record's ``person_id``.
@@ -296,6 +298,22 @@ def m001_initial(db: Database) -> None:
         );
         CREATE INDEX sync_log_run ON sync_log(run_id, sync);
         CREATE INDEX sync_log_key ON sync_log(key);
+        """
+    )
+
+
+@migrations()
+def m002_suppression(db: Database) -> None:
+    """Erasure that sticks (:mod:`segsync.core.ingest.suppress`): keyed digests of erased
+    identifiers, and how many incoming records each pull dropped for matching one."""
+    db.executescript(
+        """
+        CREATE TABLE suppressions (
+            digest TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE source_runs ADD COLUMN suppressed INTEGER NOT NULL DEFAULT 0;
         """
     )
 
