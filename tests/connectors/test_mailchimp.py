@@ -188,6 +188,20 @@ def test_a_refused_contact_is_never_sent_so_never_tagged(fake, state, seed):
     assert fake.calls["GET /lists/{list_id}/members"] == 3
 
 
+def test_refused_contacts_are_read_a_thousand_addresses_at_a_time(fake):
+    unsubscribed = [f"u{i}@customers.shop" for i in range(1500)]
+    for address in unsubscribed:
+        fake.seed(address, "unsubscribed")
+    destination = make(fake)
+    target = destination.ensure_target(TAG, {})
+    outcomes = by_key(destination.apply(target, [add(unsubscribed[-1]), add("a@customers.shop")]))
+    assert [outcomes[k][0] for k in (unsubscribed[-1], "a@customers.shop")] == [
+        "rejected", "ok"]
+    # Two pages of unsubscribed contacts, one each of cleaned and archived ones.
+    assert fake.calls["GET /lists/{list_id}/members"] == 4
+    assert fake.tag_emails(TAG) == {"a@customers.shop"}
+
+
 def test_a_contact_who_unsubscribes_after_the_read_is_untagged_in_the_same_apply(fake):
     destination = make(fake)
     target = destination.ensure_target(TAG, {})
