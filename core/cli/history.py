@@ -6,8 +6,8 @@ import typer
 
 from ..ingest import normalise_email, normalise_phone, people_count, rejected_rows, source_stats
 from ..runs import last_successful_run, parse_duration, recent_runs, run_summary_text, staleness
-from ..sync import sync_log_rows
-from .options import JsonOption, app_state
+from ..sync import sync_log_count, sync_log_rows, sync_logged
+from .options import JsonOption, app_state, require_known
 from .output import error, out, print_json, table
 
 
@@ -81,11 +81,13 @@ def log(
     key: str | None = typer.Option(None, "--key", help="Only this email or phone."),
     outcome: str | None = typer.Option(
         None, "--outcome", help="Only this outcome (ok, rejected, failed, …)."),
-    limit: int = typer.Option(100, help="How many rows, newest first."),
+    limit: int = typer.Option(50, "--limit", min=1, help="How many rows, newest first."),
     as_json: bool = JsonOption,
 ) -> None:
     """Row-level history of what was sent where, with outcomes and reasons."""
     state = app_state(ctx)
+    if sync and sync not in state.settings.syncs and not sync_logged(state.db, sync):
+        require_known("sync", sync, state.settings.syncs)
     if key is not None:
         key = normalise_email(key)[0] or normalise_phone(
             key, state.settings.store.default_region)[0] or key
@@ -99,3 +101,6 @@ def log(
         return
     columns = list(rows[0])
     out.print(table(columns, [[r[c] for c in columns] for r in rows]))
+    more = sync_log_count(state.db, run_id=run_id, sync=sync, key=key, outcome=outcome) - len(rows)
+    if more > 0:
+        out.print(f"{more:,} more rows (older); show them with --limit {len(rows) + more}")

@@ -8,7 +8,7 @@ from ..errors import ConfigError
 from ..ingest import SourceResult, pull_sources
 from ..runs import recorded
 from ..store import run_lock
-from .options import JsonOption, StrictOption, app_state
+from .options import JsonOption, StrictOption, app_state, require_known
 from .output import err, error, out, print_json, progress_bars, table, warning
 
 
@@ -36,11 +36,9 @@ def pull(
 ) -> None:
     """Pull customers and orders from the configured sources into the store."""
     state = app_state(ctx)
+    require_known("source", source, state.settings.sources)
     sources, _ = state.connectors()
     if source:
-        unknown = sorted(set(source) - set(sources))
-        if unknown:
-            raise ConfigError(f"no source named {', '.join(unknown)} in the config")
         sources = {k: v for k, v in sources.items() if k in source}
     if not sources:
         raise ConfigError("no sources configured; add a [sources.NAME] table")

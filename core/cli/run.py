@@ -20,7 +20,7 @@ from ..runner import (
 )
 from ..runs import recorded
 from ..store import run_lock
-from .options import AsOfOption, JsonOption, SyncOption, app_state, as_date
+from .options import AsOfOption, JsonOption, SyncOption, app_state, as_date, require_known
 from .output import error, out, print_json, progress_bars, table, warning
 from .pull import report_sources
 
@@ -50,6 +50,7 @@ def run(
     """Run the whole job: pull, resolve, segment, and push membership changes."""
     state = app_state(ctx)
     settings = state.settings
+    require_known("sync", sync, settings.syncs)
     sources, destinations = state.connectors()
     day = resolve_as_of(settings, as_date(as_of))
     db = state.db
@@ -145,6 +146,7 @@ def plan(
     """
     state = app_state(ctx)
     settings = state.settings
+    require_known("sync", sync, settings.syncs)
     _, destinations = state.connectors()
     day = resolve_as_of(settings, as_date(as_of))
     db = state.db

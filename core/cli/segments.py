@@ -6,7 +6,7 @@ import datetime as dt
 
 import typer
 
-from ..errors import ConfigError, SegsyncError
+from ..errors import SegsyncError
 from ..measure import coverage_lines, fit_from_store
 from ..runner import measure_and_segment, resolve_as_of
 from ..segment import (
@@ -17,7 +17,7 @@ from ..segment import (
     preview,
     stored_segments,
 )
-from .options import AsOfOption, JsonOption, app_state, as_date
+from .options import AsOfOption, JsonOption, app_state, as_date, require_known
 from .output import out, print_json, table
 
 segments_app = typer.Typer(help="List, inspect and preview segments.", no_args_is_help=True)
@@ -31,9 +31,7 @@ def register(app: typer.Typer) -> None:
 
 def _segment(ctx: typer.Context, name: str):
     settings = app_state(ctx).settings
-    if name not in settings.segments:
-        known = ", ".join(sorted(settings.segments)) or "none configured"
-        raise ConfigError(f"no segment named {name!r} (segments: {known})")
+    require_known("segment", name, settings.segments)
     return settings.segments[name]
 
 

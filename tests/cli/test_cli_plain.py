@@ -1,0 +1,38 @@
+"""The CLI as a marketer meets it: names checked before work, clear errors, summaries in words."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+VALID_SYNCS = "fading_sms, lapsed_winback, mystery_newsletter, new_customer_welcome, vip_list"
+
+
+@pytest.mark.parametrize("command", [("run",), ("plan",)])
+def test_an_unknown_sync_is_refused_before_any_work(demo, cli, command):
+    result = cli(*command, "--sync", "nosuch")
+    assert result.code == 2
+    assert f"no sync named 'nosuch' (syncs: {VALID_SYNCS})" in result.stderr
+    status = json.loads(cli("status", "--json").stdout)
+    assert status["runs"] == []  # no failed run recorded
+    assert status["people"] == 0  # nothing pulled
+
+
+def test_log_refuses_an_unknown_sync_but_accepts_a_configured_one(demo, cli):
+    result = cli("log", "--sync", "nosuch")
+    assert result.code == 2
+    assert f"(syncs: {VALID_SYNCS})" in result.stderr
+    assert cli("log", "--sync", "vip_list").code == 0
+
+
+def test_pull_and_segments_refuse_unknown_names_listing_the_valid_ones(demo, cli):
+    pulled = cli("pull", "--source", "nosuch", "--source", "square_sales")
+    assert pulled.code == 2
+    assert "no source named 'nosuch' (sources: shopify_customers, shopify_orders, " \
+        "square_customers, square_sales)" in pulled.stderr
+    assert json.loads(cli("status", "--json").stdout)["runs"] == []
+    for command in ("show", "preview", "explain"):
+        result = cli("segments", command, "nosuch")
+        assert result.code == 2
+        assert "no segment named 'nosuch' (segments: big_spenders, churn_risk," in result.stderr
