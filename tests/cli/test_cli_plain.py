@@ -36,3 +36,31 @@ def test_pull_and_segments_refuse_unknown_names_listing_the_valid_ones(demo, cli
         result = cli("segments", command, "nosuch")
         assert result.code == 2
         assert "no segment named 'nosuch' (segments: big_spenders, churn_risk," in result.stderr
+
+
+def test_log_shows_the_newest_rows_up_to_limit_and_says_how_many_more(demo, cli):
+    assert cli("run").code == 0
+    everything = json.loads(cli("log", "--json", "--limit", "100000").stdout)
+    total = len(everything)
+    assert total > 10
+    assert len(json.loads(cli("log", "--json").stdout)) == min(total, 50)  # default 50
+    shown = cli("log", "--limit", "10")
+    assert shown.code == 0
+    assert f"{total - 10:,} more rows (older); show them with --limit {total}" in shown.stdout
+    assert json.loads(cli("log", "--json", "--limit", "3").stdout) == everything[:3]
+
+
+def test_version_prints_and_exits_0(cli):
+    result = cli("--version")
+    assert result.code == 0
+    assert result.stdout.startswith("segsync ")
+
+
+@pytest.mark.parametrize("command", [("status",), ("log",), ("plan",), ("segments", "list")])
+def test_no_config_is_the_same_clear_error_as_a_missing_named_one(tmp_path, cli, command):
+    missing = cli(*command)
+    assert missing.code == 2
+    assert "segsync.toml: config file not found" in missing.stderr
+    named = cli("--config", "nope.toml", *command)
+    assert named.code == 2 and "nope.toml: config file not found" in named.stderr
+    assert not (tmp_path / "segsync.db").exists()
