@@ -27,7 +27,14 @@ def status(
              "monitoring.",
     ),
 ) -> None:
-    """Recent runs and, per source, what the store holds."""
+    """Recent runs and what the store holds.
+
+    Recent runs and, per source, customers, orders and rejected rows.
+
+    \b
+    Example:
+      segsync status --rejects
+    """
     state = app_state(ctx)
     try:
         max_age = parse_duration(fail_if_older_than) if fail_if_older_than else None
@@ -84,7 +91,15 @@ def log(
     limit: int = typer.Option(50, "--limit", min=1, help="How many rows, newest first."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Row-level history of what was sent where, with outcomes and reasons."""
+    """Row-level history of what was sent where.
+
+    Every row sent to a destination with its outcome and reason, newest first.
+
+    \b
+    Example:
+      segsync log --sync vip_list --limit 20
+      segsync log --key ann@example.com
+    """
     state = app_state(ctx)
     if sync and sync not in state.settings.syncs and not sync_logged(state.db, sync):
         require_known("sync", sync, state.settings.syncs)

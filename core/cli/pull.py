@@ -34,7 +34,14 @@ def pull(
     strict: bool = StrictOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Pull customers and orders from the configured sources into the store."""
+    """Import customers and orders from the sources.
+
+    Pull customers and orders from the configured sources into the store, incrementally.
+
+    \b
+    Example:
+      segsync pull --source square_sales
+    """
     state = app_state(ctx)
     require_known("source", source, state.settings.sources)
     sources, _ = state.connectors()

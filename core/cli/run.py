@@ -47,7 +47,15 @@ def run(
     sync: list[str] = SyncOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Run the whole job: pull, resolve, segment, and push membership changes."""
+    """The scheduled job: pull, segment, push changes.
+
+    Run the whole job: pull, resolve, measure, segment, and push membership changes.
+
+    \b
+    Example:
+      segsync run --config segsync.toml
+      segsync run --sync vip_list --no-pull
+    """
     state = app_state(ctx)
     settings = state.settings
     require_known("sync", sync, settings.syncs)
@@ -138,11 +146,15 @@ def plan(
     limit: int = typer.Option(20, help="How many changes of each sync to list."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Show what a run would change at each destination, changing nothing.
+    """Show what a run would change; changes nothing.
 
     Features and segments are recomputed from the store inside a transaction that is rolled
     back, so the plan reflects today's data and the store is left exactly as it was. It does
     not pull: run 'segsync pull' first for fresh data.
+
+    \b
+    Example:
+      segsync plan --sync vip_list --json
     """
     state = app_state(ctx)
     settings = state.settings

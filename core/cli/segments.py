@@ -37,7 +37,12 @@ def _segment(ctx: typer.Context, name: str):
 
 @segments_app.command("list")
 def list_segments(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """Configured segments with their size at the last run."""
+    """Configured segments with their size at the last run.
+
+    \b
+    Example:
+      segsync segments list
+    """
     state = app_state(ctx)
     rows = stored_segments(state.db, state.settings.segments)
     if as_json:
@@ -51,7 +56,12 @@ def list_segments(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 @segments_app.command("show")
 def show(ctx: typer.Context, name: str, as_of: dt.datetime | None = AsOfOption,
          as_json: bool = JsonOption) -> None:
-    """A segment's definition, with a template expanded to its query."""
+    """A segment's definition, a template expanded.
+
+    \b
+    Example:
+      segsync segments show lapsed
+    """
     seg = _segment(ctx, name)
     day = resolve_as_of(app_state(ctx).settings, as_date(as_of))
     compiled = compile_segment(name, seg, day, TEMPLATES)
@@ -71,7 +81,14 @@ def show(ctx: typer.Context, name: str, as_of: dt.datetime | None = AsOfOption,
 def preview_segment(ctx: typer.Context, name: str, as_of: dt.datetime | None = AsOfOption,
                     limit: int = typer.Option(10, help="How many members to show."),
                     as_json: bool = JsonOption) -> None:
-    """The segment's size and a sample of members, from the store's current data."""
+    """A segment's size and a sample of its members.
+
+    Computed from the store's current data.
+
+    \b
+    Example:
+      segsync segments preview top_spenders
+    """
     state = app_state(ctx)
     seg = _segment(ctx, name)
     day = resolve_as_of(state.settings, as_date(as_of))
@@ -96,7 +113,12 @@ def preview_segment(ctx: typer.Context, name: str, as_of: dt.datetime | None = A
 @segments_app.command("explain")
 def explain_segment(ctx: typer.Context, name: str, as_of: dt.datetime | None = AsOfOption,
                     as_json: bool = JsonOption) -> None:
-    """The SQL a segment compiles to, and its parameters."""
+    """The SQL a segment compiles to.
+
+    \b
+    Example:
+      segsync segments explain top_spenders
+    """
     seg = _segment(ctx, name)
     day = resolve_as_of(app_state(ctx).settings, as_date(as_of))
     sql, params = explain(name, seg, day, TEMPLATES)
@@ -110,7 +132,14 @@ def explain_segment(ctx: typer.Context, name: str, as_of: dt.datetime | None = A
 
 @segments_app.command("templates")
 def templates(as_json: bool = JsonOption) -> None:
-    """Built-in template segments, their parameters and the query each expands to."""
+    """Built-in templates and the query each expands to.
+
+    Each template with its parameters and the exact query it expands to.
+
+    \b
+    Example:
+      segsync segments templates
+    """
     described = describe_templates()
     if as_json:
         print_json(described)
@@ -123,9 +152,16 @@ def templates(as_json: bool = JsonOption) -> None:
 @model_app.command("fit")
 def fit(ctx: typer.Context, as_of: dt.datetime | None = AsOfOption,
         as_json: bool = JsonOption) -> None:
-    """Fit BG/NBD and Gamma-Gamma on the store's history as of a day; print the parameters,
+    """Fit the churn and value models and print them.
+
+    Fit BG/NBD and Gamma-Gamma on the store's history as of a day; print the parameters,
     the log-likelihood, fit diagnostics and who would get predictions (exit 1 when nobody
-    would: too little history, or no convergence)."""
+    would: too little history, or no convergence).
+
+    \b
+    Example:
+      segsync model fit --as-of 2026-06-01
+    """
     state = app_state(ctx)
     day = resolve_as_of(state.settings, as_date(as_of))
     report = fit_from_store(state.db, day)

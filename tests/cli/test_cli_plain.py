@@ -64,3 +64,27 @@ def test_no_config_is_the_same_clear_error_as_a_missing_named_one(tmp_path, cli,
     named = cli("--config", "nope.toml", *command)
     assert named.code == 2 and "nope.toml: config file not found" in named.stderr
     assert not (tmp_path / "segsync.db").exists()
+
+
+def _commands(help_text: str) -> list[str]:
+    listing = help_text.split("Commands:", 1)[1]
+    return [line.split()[0] for line in listing.splitlines() if line.startswith("  ")
+            and not line.startswith("   ")]
+
+
+def test_every_command_has_a_whole_one_line_help_and_an_example(demo, cli):
+    root = cli("--help")
+    assert root.code == 0
+    listed = root.stdout.split("Commands:", 1)[1]
+    assert "..." not in listed
+    commands = _commands(root.stdout)
+    assert {"run", "plan", "log", "segments", "model"} <= set(commands)
+    for command in commands:
+        text = cli(command, "--help").stdout
+        if "Commands:" in text:  # a group: its subcommands, each with an example
+            assert "..." not in text.split("Commands:", 1)[1], command
+            for sub in _commands(text):
+                sub_text = cli(command, sub, "--help").stdout
+                assert f"Example:\n    segsync {command} {sub}" in sub_text, (command, sub)
+        else:
+            assert f"Example:\n    segsync {command}" in text, command
