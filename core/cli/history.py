@@ -20,6 +20,7 @@ def status(
     ctx: typer.Context,
     as_json: bool = JsonOption,
     rejects: bool = typer.Option(False, "--rejects", help="List rejected rows."),
+    source: str | None = typer.Option(None, "--source", help="Only this source's rejected rows."),
     limit: int = typer.Option(10, help="How many runs (and rejected rows) to show."),
     fail_if_older_than: str | None = typer.Option(
         None, "--fail-if-older-than", metavar="DURATION",
@@ -36,6 +37,7 @@ def status(
       segsync status --rejects
     """
     state = app_state(ctx)
+    require_known("source", source, state.settings.sources)
     try:
         max_age = parse_duration(fail_if_older_than) if fail_if_older_than else None
     except ValueError as exc:
@@ -48,7 +50,7 @@ def status(
         "last_successful_run": last_successful_run(state.db),
     }
     if rejects:
-        data["rejects"] = rejected_rows(state.db, limit)
+        data["rejects"] = rejected_rows(state.db, limit, source)
     stale = staleness(state.db, max_age) if max_age else None
     if max_age:
         data["stale"] = stale

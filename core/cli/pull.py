@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from ..errors import ConfigError
@@ -75,8 +77,25 @@ def pull(
         ]
         out.print(table(["source", "status", "customers", "orders", "unchanged", "rejected",
                          "files", "skipped"], rows, title=f"pull (run {run.id})"))
+        if line := rejects_line(results, state.config):
+            out.print(line, style="bold yellow", markup=False)
     report_sources(results)
     raise typer.Exit(run.exit_code)
+
+
+def rejects_line(results: list[SourceResult], config: Path | None) -> str | None:
+    """The line that ends a summary when rows were rejected: the exit code stays 0 (re-running
+    cannot fix them), so the numbers, the sources and the command listing them must be seen."""
+    counts = {r.name: r.counts.rejected for r in results if r.counts.rejected}
+    if not counts:
+        return None
+    total = sum(counts.values())
+    where = ", ".join(f"{n:,} in {name}" for name, n in counts.items())
+    command = "segsync" + (f" --config {config}" if config else "") + " status --rejects"
+    if len(counts) == 1:
+        command += f" --source {next(iter(counts))}"
+    return (f"REJECTED: {total:,} rows were not imported ({where}); "
+            f"list them with: {command} --limit {total}")
 
 
 def report_sources(results: list[SourceResult]) -> None:

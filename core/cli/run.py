@@ -22,7 +22,7 @@ from ..runs import recorded
 from ..store import run_lock
 from .options import AsOfOption, JsonOption, SyncOption, app_state, as_date, require_known
 from .output import error, out, print_json, progress_bars, table, warning
-from .pull import report_sources
+from .pull import rejects_line, report_sources
 
 
 def register(app: typer.Typer) -> None:
@@ -103,6 +103,8 @@ def run(
         print_json({"run_id": record.id, "exit_code": record.exit_code, **record.summary})
     else:
         _print_run(record.id, record.summary)
+        if line := rejects_line(pulled, state.config):
+            out.print(line, style="bold yellow", markup=False)
     report_sources(pulled)
     for report in reports:
         if report.error:

@@ -6,17 +6,21 @@ import datetime as dt
 
 import typer
 
-from ..errors import SegsyncError
+from ..errors import ConfigError, SegsyncError
+from ..ingest import normalise_email, normalise_phone
 from ..measure import coverage_lines, fit_from_store
 from ..runner import measure_and_segment, resolve_as_of
 from ..segment import (
     TEMPLATES,
     compile_segment,
+    describe_segment,
     describe_templates,
-    explain,
+    people_with_key,
     preview,
     stored_segments,
+    why_member,
 )
+from ..sync import gate_reasons
 from .options import AsOfOption, JsonOption, app_state, as_date, require_known
 from .output import out, print_json, table
 
@@ -112,22 +116,106 @@ def preview_segment(ctx: typer.Context, name: str, as_of: dt.datetime | None = A
 
 @segments_app.command("explain")
 def explain_segment(ctx: typer.Context, name: str, as_of: dt.datetime | None = AsOfOption,
+                    sql: bool = typer.Option(False, "--sql",
+                                             help="Show the compiled SQL and its parameters."),
                     as_json: bool = JsonOption) -> None:
-    """The SQL a segment compiles to.
+    """What a segment means, condition by condition.
+
+    Each condition in words, with the [scoring] thresholds behind built-in scores and
+    relative dates resolved to the as-of day; --sql shows the SQL it compiles to.
 
     \b
     Example:
-      segsync segments explain top_spenders
+      segsync segments explain fading_regulars
+      segsync segments explain lapsed --sql
     """
     seg = _segment(ctx, name)
-    day = resolve_as_of(app_state(ctx).settings, as_date(as_of))
-    sql, params = explain(name, seg, day, TEMPLATES)
+    settings = app_state(ctx).settings
+    day = resolve_as_of(settings, as_date(as_of))
+    described = describe_segment(name, seg, day, settings.scoring, TEMPLATES)
     if as_json:
-        print_json({"name": name, "as_of": day.isoformat(), "sql": sql, "params": params})
+        print_json(described)
         return
-    out.print(sql, markup=False)
-    for key, value in params.items():
-        out.print(f"  :{key} = {value!r}", markup=False)
+    if sql:
+        out.print(described["sql"], markup=False)
+        for key, value in described["params"].items():
+            out.print(f"  :{key} = {value!r}", markup=False)
+        return
+    _print_conditions(described)
+
+
+def _print_conditions(described: dict, person: dict | None = None) -> None:
+    header = f"{described['name']}: {described['description'] or described['kind']}"
+    out.print(f"{header} (as of {described['as_of']})", markup=False)
+    if described["query"] is None:
+        out.print("  a SQL segment: see --sql for its statement", markup=False)
+    else:
+        out.print(f"  query: {described['query']}", markup=False)
+        out.print("  members are people for whom:", markup=False)
+    for c in described["conditions"]:
+        pad = "    " + "  " * c["depth"]
+        mark = "" if person is None else ("[yes] " if c["held"] else "[no]  ")
+        if "group" in c:
+            out.print(f"{pad}{mark}{c['group']}:", markup=False)
+            continue
+        value = "" if person is None or c.get("value") is None else f" (theirs: {c['value']})"
+        out.print(f"{pad}{mark}{c['condition']}{value}", markup=False)
+        out.print(f"{pad}      {c['meaning']}", markup=False)
+
+
+@segments_app.command("why")
+def why(ctx: typer.Context, name: str,
+        who: str = typer.Argument(..., metavar="EMAIL|PHONE", help="The person's email or phone."),
+        as_of: dt.datetime | None = AsOfOption, as_json: bool = JsonOption) -> None:
+    """Why one person is in a segment or not, and what each sync does with them.
+
+    Each condition with the person's value and whether it held, then, per sync of the
+    segment, whether the consent gate holds them out. Computed from the store as of the day,
+    changing nothing.
+
+    \b
+    Example:
+      segsync segments why lapsed ann@example.com
+    """
+    state = app_state(ctx)
+    seg = _segment(ctx, name)
+    settings = state.settings
+    day = resolve_as_of(settings, as_date(as_of))
+    key = normalise_email(who)[0] or normalise_phone(who, settings.store.default_region)[0]
+    if key is None:
+        raise ConfigError(f"{who!r} is not an email address or a phone number")
+    syncs = {n: s for n, s in settings.syncs.items() if s.segment == name and s.enabled}
+    _, destinations = state.connectors()
+    db = state.db
+    db.execute("BEGIN")
+    try:
+        measure_and_segment(db, settings, day, None)
+        people = people_with_key(db, key)
+        if not people:
+            raise ConfigError(f"nobody in the store has the email or phone {key}")
+        found = []
+        for person_id in people:
+            result = why_member(db, name, seg, day, person_id, settings.scoring, TEMPLATES)
+            result["syncs"] = {}
+            for sync_name, sync in syncs.items():
+                identity = destinations[sync.destination].capabilities.identity
+                reason = gate_reasons(db, sync, identity, [person_id]).get(person_id, "")
+                result["syncs"][sync_name] = {
+                    "sent": result["member"] and reason is None,
+                    "reason": "not in the segment" if not result["member"] else reason}
+            found.append(result)
+    finally:
+        db.conn.rollback()
+    if as_json:
+        print_json({"key": key, "people": found})
+        return
+    for result in found:
+        verdict = "IS" if result["member"] else "is NOT"
+        out.print(f"{key} (person {result['person_id']}) {verdict} in {name}", markup=False)
+        _print_conditions(result, person=result)
+        for sync_name, s in result["syncs"].items():
+            state_text = "sent" if s["sent"] else f"not sent: {s['reason']}"
+            out.print(f"  sync {sync_name}: {state_text}", markup=False)
 
 
 @segments_app.command("templates")

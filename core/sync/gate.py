@@ -10,6 +10,7 @@ the sync's policy, and among several people sharing a key an opt-out by any one 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 
 from sqlite_utils import Database
@@ -150,3 +151,23 @@ def build_desired(
         f"segsync_sha256(coalesce(consent, '') || char(31) || payload) "
         f"FROM {t}_people WHERE reason IS NULL"
     )
+
+
+_checks = itertools.count(1)
+
+
+def gate_reasons(db: Database, sync: SyncSettings, identity: str,
+                 person_ids: list[int]) -> dict[int, str | None]:
+    """Why each of ``person_ids`` (members of the sync's segment) would be held out of
+    ``sync``, or None when they would be sent: the very gate a plan applies, for a few people
+    (``segsync segments why``). People not in the segment are absent from the answer."""
+    table = f"segsync_gate_{next(_checks)}"
+    build_desired(db, table, sync, identity, "json_object()", {})
+    try:
+        marks = ", ".join("?" * len(person_ids))
+        return dict(db.execute(
+            f"SELECT person_id, reason FROM {table}_people WHERE person_id IN ({marks})",
+            person_ids).fetchall())
+    finally:
+        db.execute(f"DROP TABLE temp.{table}_people")
+        db.execute(f"DROP TABLE temp.{table}_desired")

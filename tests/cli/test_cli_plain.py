@@ -88,3 +88,16 @@ def test_every_command_has_a_whole_one_line_help_and_an_example(demo, cli):
                 assert f"Example:\n    segsync {command} {sub}" in sub_text, (command, sub)
         else:
             assert f"Example:\n    segsync {command}" in text, command
+
+
+def test_a_run_with_rejected_rows_exits_0_but_ends_on_a_line_naming_them(demo, cli):
+    result = cli("run")
+    assert result.code == 0
+    last = " ".join(result.stdout.split("REJECTED:", 1)[1].split())  # rich may wrap it
+    assert result.stdout.rstrip().endswith(last.split()[-1])  # the summary's last line
+    assert last == ("27 rows were not imported (27 in square_sales); list them with: "
+                    "segsync status --rejects --source square_sales --limit 27")
+    listed = json.loads(cli("status", "--json", "--rejects", "--source", "square_sales",
+                            "--limit", "27").stdout)["rejects"]
+    assert len(listed) == 27 and {r["source"] for r in listed} == {"square_sales"}
+    assert cli("status", "--rejects", "--source", "nosuch").code == 2
