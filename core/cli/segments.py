@@ -158,16 +158,21 @@ def _print_conditions(described: dict, person: dict | None = None) -> None:
         if "group" in c:
             out.print(f"{pad}{mark}{c['group']}:", markup=False)
             continue
-        value = "" if person is None or c.get("value") is None else f" (theirs: {c['value']})"
+        value = c.get("value")
+        if isinstance(value, bool):
+            value = str(value).lower()
+        value = "" if person is None or value is None else f" (theirs: {value})"
         out.print(f"{pad}{mark}{c['condition']}{value}", markup=False)
-        out.print(f"{pad}      {c['meaning']}", markup=False)
+        out.print(f"{pad}      {c['meaning']}", markup=False, soft_wrap=True)
 
 
 @segments_app.command("why")
 def why(ctx: typer.Context, name: str,
         who: str = typer.Argument(..., metavar="EMAIL|PHONE", help="The person's email or phone."),
         as_of: dt.datetime | None = AsOfOption, as_json: bool = JsonOption) -> None:
-    """Why one person is in a segment or not, and what each sync does with them.
+    """Why one person is in a segment or not, and each sync.
+
+    Why one person is in a segment or not, and what each sync does with them.
 
     Each condition with the person's value and whether it held, then, per sync of the
     segment, whether the consent gate holds them out. Computed from the store as of the day,
