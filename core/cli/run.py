@@ -30,6 +30,16 @@ def register(app: typer.Typer) -> None:
     app.command()(plan)
 
 
+#: The consent summary's machine keys (``--json``: ``syncs[].consent``) and their headings.
+CONSENT_KEYS = {
+    "eligible": "eligible",
+    "not_opted_in": "not opted in",
+    "unsubscribed": "unsubscribed / suppressed",
+    "no_address": "no valid email or phone",
+    "duplicate": "duplicate address",
+}
+
+
 def run(
     ctx: typer.Context,
     as_of: dt.datetime | None = AsOfOption,
@@ -131,12 +141,21 @@ def _print_run(run_id: int, summary: dict) -> None:
         for line in coverage_lines(summary["predictions"]):
             out.print(line, markup=False)
     out.print(table(
-        ["sync", "status", "added", "updated", "removed", "rejected", "failed", "invalid",
-         "held", "calls"],
+        ["sync", "status", "added", "updated", "removed", "rejected", "failed", "held",
+         "calls"],
         [[s["sync"], s.get("status", "-"), s.get("added", 0), s.get("updated", 0),
-          s.get("removed", 0), s.get("rejected", 0), s.get("failed", 0), s.get("invalid", 0),
-          s.get("held", 0), s.get("write_calls", 0)] for s in summary["syncs"]],
+          s.get("removed", 0), s.get("rejected", 0), s.get("failed", 0), s.get("held", 0),
+          s.get("write_calls", 0)] for s in summary["syncs"]],
     ))
+    _print_consent(summary["syncs"])
+
+
+def _print_consent(syncs: list[dict]) -> None:
+    """Who in each sync's segment may be sent, and why the others may not, in plain words."""
+    rows = [[s["sync"], *(s["consent"].get(k, 0) for k in CONSENT_KEYS)]
+            for s in syncs if s.get("consent")]
+    if rows:
+        out.print(table(["sync", *CONSENT_KEYS.values()], rows, title="consent"))
 
 
 def plan(
@@ -182,7 +201,10 @@ def plan(
                 continue
             out.print(f"[bold]{r['sync']}[/bold] → {r['destination']}:{r['target']}: "
                       f"+{r['adds']} add, ~{r['updates']} update, -{r['removes']} remove, "
-                      f"{r['held']} held, {r['invalid']} invalid, {r['unchanged']} unchanged")
+                      f"{r['held']} held, {r['unchanged']} unchanged")
+            out.print("    consent: " + ", ".join(
+                f"{r['consent'].get(k, 0)} {label}" for k, label in CONSENT_KEYS.items()),
+                markup=False)
             for c in r.get("changes", []):
                 out.print(f"    {c['op']:<6} {c['key']}", markup=False)
             if r["adds"] + r["updates"] + r["removes"] > len(r.get("changes", [])):
@@ -190,5 +212,5 @@ def plan(
             for c in r.get("held_changes", []):
                 out.print(f"    held   {c['op']:<6} {c['key']}", markup=False)
             for reason, n in r.get("invalid_reasons", {}).items():
-                out.print(f"    invalid: {n} × {reason}", markup=False)
+                out.print(f"    held out: {n} × {reason}", markup=False)
     raise typer.Exit(4 if any(r.get("held") for r in data["syncs"]) else 0)

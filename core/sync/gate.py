@@ -22,6 +22,9 @@ from ..settings import SyncSettings
 
 #: Consent states that mean "never send", whatever the sync's policy.
 OPTED_OUT = ("UNSUBSCRIBED", "INVALID", "REDACTED")
+#: Why a segment member is held out, in the marketer's words: the stable machine keys of the
+#: consent summary (``segsync plan --json``: ``consent``), in the order they are checked.
+HELD_OUT = ("no_address", "unsubscribed", "not_opted_in", "duplicate")
 #: The ``person_features`` consent column for each identity kind (email or SMS channel).
 CONSENT_COLUMN = {"email": "email_subscription_status", "phone": "sms_subscription_status"}
 # The consent gate per policy, as SQL over the column ``consent``; opt-outs are excluded before
@@ -135,7 +138,12 @@ def build_desired(
             WHEN reason IS NOT NULL THEN reason
             WHEN veto THEN 'another person with this ' || :identity || ' opted out'
             WHEN rn > 1 THEN 'duplicate ' || :identity || ' (another member is sent)'
-        END AS reason
+        END AS reason, CASE
+            WHEN key IS NULL THEN 'no_address'
+            WHEN opted_out OR veto THEN 'unsubscribed'
+            WHEN reason IS NOT NULL THEN 'not_opted_in'
+            WHEN rn > 1 THEN 'duplicate'
+        END AS held_out
         FROM ranked
         """,
         {"segment": sync.segment, "identity": identity, "policy": sync.consent, **field_params},

@@ -101,3 +101,37 @@ def test_a_run_with_rejected_rows_exits_0_but_ends_on_a_line_naming_them(demo, c
                             "--limit", "27").stdout)["rejects"]
     assert len(listed) == 27 and {r["source"] for r in listed} == {"square_sales"}
     assert cli("status", "--rejects", "--source", "nosuch").code == 2
+
+
+CONSENT_KEYS = ["eligible", "no_address", "unsubscribed", "not_opted_in", "duplicate"]
+
+
+def test_run_and_plan_report_consent_in_words_with_stable_json_keys(demo, cli):
+    ran = cli("run", "--json")
+    assert ran.code == 0
+    summary = json.loads(ran.stdout)
+    for s in summary["syncs"]:
+        segment = json.loads(ran.stdout)["segments"]
+        assert sorted(s["consent"]) == sorted(CONSENT_KEYS)
+        sync_segment = {"lapsed_winback": "lapsed", "mystery_newsletter": "mystery_readers",
+                        "vip_list": "top_spenders", "new_customer_welcome": "new_customers",
+                        "fading_sms": "fading_regulars"}[s["sync"]]
+        assert sum(s["consent"].values()) == segment[sync_segment]  # every member, once
+        assert s["consent"]["eligible"] == s["desired"]
+    by_sync = {s["sync"]: s["consent"] for s in summary["syncs"]}
+    # the demo's SMS sync: 11 fading regulars, 2 with SMS consent; the email newsletter holds
+    # out opted-out readers apart from those who never opted in
+    assert by_sync["fading_sms"] == {"eligible": 2, "not_opted_in": 9, "unsubscribed": 0,
+                                     "no_address": 0, "duplicate": 0}
+    assert by_sync["mystery_newsletter"]["unsubscribed"] == 6
+    assert by_sync["mystery_newsletter"]["no_address"] == 5
+
+    text = cli("run", "--no-pull").stdout
+    assert "invalid" not in text
+    assert "not opted in" in text and "unsubscribed / suppressed" in text
+    assert "no valid email or phone" in text
+    planned = json.loads(cli("plan", "--json").stdout)
+    assert {s["sync"]: s["consent"] for s in planned["syncs"]} == by_sync
+    plan_text = cli("plan", "--sync", "fading_sms").stdout
+    assert "consent: 2 eligible, 9 not opted in, 0 unsubscribed / suppressed, " \
+        "0 no valid email or phone, 0 duplicate address" in plan_text
