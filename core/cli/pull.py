@@ -78,7 +78,7 @@ def pull(
         out.print(table(["source", "status", "customers", "orders", "unchanged", "rejected",
                          "files", "skipped"], rows, title=f"pull (run {run.id})"))
         if line := rejects_line(results, state.config):
-            out.print(line, style="bold yellow", markup=False)
+            out.print(line, style="bold yellow", markup=False, soft_wrap=True)
     report_sources(results)
     raise typer.Exit(run.exit_code)
 

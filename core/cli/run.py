@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
 CONSENT_KEYS = {
     "eligible": "eligible",
     "not_opted_in": "not opted in",
-    "unsubscribed": "unsubscribed / suppressed",
-    "no_address": "no valid email or phone",
+    "unsubscribed": "unsubscribed/suppressed",
+    "no_address": "no valid email/phone",
     "duplicate": "duplicate address",
 }
 
@@ -114,7 +114,7 @@ def run(
     else:
         _print_run(record.id, record.summary)
         if line := rejects_line(pulled, state.config):
-            out.print(line, style="bold yellow", markup=False)
+            out.print(line, style="bold yellow", markup=False, soft_wrap=True)
     report_sources(pulled)
     for report in reports:
         if report.error:

@@ -128,10 +128,27 @@ def test_run_and_plan_report_consent_in_words_with_stable_json_keys(demo, cli):
 
     text = cli("run", "--no-pull").stdout
     assert "invalid" not in text
-    assert "not opted in" in text and "unsubscribed / suppressed" in text
-    assert "no valid email or phone" in text
+    assert "not opted in" in text and "unsubscribed/suppressed" in text
+    assert "no valid email/phone" in text
     planned = json.loads(cli("plan", "--json").stdout)
     assert {s["sync"]: s["consent"] for s in planned["syncs"]} == by_sync
     plan_text = cli("plan", "--sync", "fading_sms").stdout
-    assert "consent: 2 eligible, 9 not opted in, 0 unsubscribed / suppressed, " \
-        "0 no valid email or phone, 0 duplicate address" in plan_text
+    assert "consent: 2 eligible, 9 not opted in, 0 unsubscribed/suppressed, " \
+        "0 no valid email/phone, 0 duplicate address" in plan_text
+
+
+def test_readme_documents_the_consent_keys_and_shows_the_demos_real_summary(demo, cli):
+    from conftest import REPO
+
+    from segsync.core.cli.run import CONSENT_KEYS as SHOWN
+
+    readme = (REPO / "README.md").read_text()
+    for key in SHOWN:
+        assert f"`{key}`" in readme, key
+    ran = cli("run")
+    rows = [line for line in ran.stdout.splitlines() if line.startswith("│ fading_sms ")
+            and "│ 2        │ 9 " in line]
+    assert rows and rows[-1] in readme
+    rejected = [line for line in ran.stdout.splitlines() if line.startswith("REJECTED:")]
+    assert rejected[0].replace("segsync status", "segsync --config config.example.toml status") \
+        in readme
