@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import typer
 
 from ..alerts import alerting, secret_values
 from ..ingest import pull_sources
 from ..measure import coverage_lines
+from ..report import write_report
 from ..runner import (
     close_all,
     measure_and_segment,
@@ -56,6 +58,9 @@ def run(
     ),
     sync: list[str] = SyncOption,
     as_json: bool = JsonOption,
+    report_path: Path | None = typer.Option(
+        None, "--report", metavar="PATH", help="Write the HTML report (segsync report) here "
+                                               "after the run."),
 ) -> None:
     """The scheduled job: pull, segment, push changes.
 
@@ -113,8 +118,10 @@ def run(
         print_json({"run_id": record.id, "exit_code": record.exit_code, **record.summary})
     else:
         _print_run(record.id, record.summary)
-        if line := rejects_line(pulled, state.config):
-            out.print(line, style="bold yellow", markup=False, soft_wrap=True)
+    if report_path is not None:
+        write_report(db, settings, day, report_path)
+    if not as_json and (line := rejects_line(pulled, state.config)):
+        out.print(line, style="bold yellow", markup=False, soft_wrap=True)
     report_sources(pulled)
     for report in reports:
         if report.error:
