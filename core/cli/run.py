@@ -49,8 +49,10 @@ def run(
         False, "--allow-large-removals",
         help="Send removals a guardrail would hold (above max_removal_share).",
     ),
-    full_refresh: bool = typer.Option(False, "--full-refresh",
-                                      help="Re-read every source from the start."),
+    full_refresh: bool = typer.Option(
+        False, "--full-refresh",
+        help="Re-read every source from the start and recompute every person and segment.",
+    ),
     no_pull: bool = typer.Option(False, "--no-pull", help="Skip the pull; use the store as is."),
     reconcile: bool = typer.Option(
         False, "--reconcile",
@@ -94,7 +96,8 @@ def run(
                     progress=lambda name, n, _r: n % 500 == 0 and tick(f"pull {name}", n),
                 )
                 blocked = removals_blocked(db, sources, pulled)
-                sizes, coverage = measure_and_segment(db, settings, day, record.id)
+                sizes, coverage = measure_and_segment(db, settings, day, record.id,
+                                                      full=full_refresh)
                 reports = push_all(
                     db, settings, destinations, record.id, blocked, allow_large_removals,
                     only=sync, progress=lambda name, done, total: tick(f"push {name}", done,
