@@ -73,6 +73,8 @@ class CompiledSegment:
     where: str | None
     params: dict[str, Any]
     definition_hash: str
+    #: The query in the segment language (a template expanded); None for SQL segments.
+    text: str | None = None
 
 
 def compile_segment(
@@ -106,7 +108,7 @@ def compile_segment(
     # The canonical query ignores layout and keyword case; the SQL text holds no dates (they are
     # parameters), so the hash is as-of independent yet changes when compilation does.
     digest = _hash({"kind": kind, **definition, "query": query.canonical, "sql": sql})
-    return CompiledSegment(name, kind, sql, where, params, digest)
+    return CompiledSegment(name, kind, sql, where, params, digest, text)
 
 
 def _hash(definition: dict[str, Any]) -> str:
