@@ -77,9 +77,10 @@ def pull(
         ]
         out.print(table(["source", "status", "customers", "orders", "unchanged", "rejected",
                          "files", "skipped"], rows, title=f"pull (run {run.id})"))
-        if line := rejects_line(results, state.config):
-            out.print(line, style="bold yellow", markup=False, soft_wrap=True)
-    report_sources(results)
+    line = None if as_json else rejects_line(results, state.config)
+    report_sources(results, rejected_shown=line is not None)
+    if line:
+        out.print(line, style="bold yellow", markup=False, soft_wrap=True)
     raise typer.Exit(run.exit_code)
 
 
@@ -98,15 +99,16 @@ def rejects_line(results: list[SourceResult], config: Path | None) -> str | None
             f"list them with: {command} --limit {total}")
 
 
-def report_sources(results: list[SourceResult]) -> None:
-    """One stderr line per failed source or refused file, a warning for rejected rows, and a
-    note of records dropped because their person was erased."""
+def report_sources(results: list[SourceResult], *, rejected_shown: bool) -> None:
+    """One stderr line per failed source or refused file, a warning for rejected rows (unless
+    the summary already ended on the REJECTED line), and a note of records dropped because
+    their person was erased."""
     for r in results:
         if r.error:
             error(f"source {r.name}: {r.error}")
         for origin, reason in r.file_errors.items():
             error(f"{origin}: {reason}")
-        if r.counts.rejected - len(r.file_errors) > 0:
+        if not rejected_shown and r.counts.rejected - len(r.file_errors) > 0:
             warning(f"source {r.name}: {r.counts.rejected - len(r.file_errors)} rows rejected "
                     "(see 'segsync status --rejects')")
         if r.counts.suppressed:

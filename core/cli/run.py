@@ -123,9 +123,8 @@ def run(
         _print_run(record.id, record.summary)
     if report_path is not None:
         write_report(db, settings, day, report_path)
-    if not as_json and (line := rejects_line(pulled, state.config)):
-        out.print(line, style="bold yellow", markup=False, soft_wrap=True)
-    report_sources(pulled)
+    line = None if as_json else rejects_line(pulled, state.config)
+    report_sources(pulled, rejected_shown=line is not None)
     for report in reports:
         if report.error:
             error(f"sync {report.name}: {report.error}")
@@ -135,6 +134,8 @@ def run(
             warning(f"sync {report.name}: {report.plan.get('held')} removals held "
                     f"({report.plan.get('held_reason')}); rerun with --allow-large-removals "
                     "to send them")
+    if line:
+        out.print(line, style="bold yellow", markup=False, soft_wrap=True)
     raise typer.Exit(record.exit_code)
 
 

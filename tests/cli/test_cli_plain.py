@@ -101,6 +101,10 @@ def test_a_run_with_rejected_rows_exits_0_but_ends_on_a_line_naming_them(demo, c
                             "--limit", "27").stdout)["rejects"]
     assert len(listed) == 27 and {r["source"] for r in listed} == {"square_sales"}
     assert cli("status", "--rejects", "--source", "nosuch").code == 2
+    # Said once: no second, older warning after it on stderr; with --json (no REJECTED line
+    # on stdout) the warning is what a person sees.
+    assert "rows rejected" not in result.stderr
+    assert "27 rows rejected" in cli("pull", "--full-refresh", "--json").stderr
 
 
 CONSENT_KEYS = ["eligible", "no_address", "unsubscribed", "not_opted_in", "duplicate"]
