@@ -143,16 +143,12 @@ class Plan:
             if page is None:
                 return
             rows = json.loads(page)
-            # group_concat keeps the subquery's order in practice, not by guarantee.
-            rows.sort(key=lambda row: row[0][0])
+            # group_concat keeps the subquery's order in practice, not by guarantee; seqs are
+            # unique, so sorting the rows compares their seqs only.
+            rows.sort()
+            # Positional arguments: keywords cost a measurable share of a 500-change page.
             yield [
-                PlannedChange(
-                    seq=seq,
-                    change=Change(
-                        key=key, op=op, person_id=person_id, fields=fields, consent=consent
-                    ),
-                    reason=reason,
-                )
+                PlannedChange(seq, Change(key, op, person_id, fields, consent), reason)
                 for (seq, key, op, person_id, consent, reason), fields in rows
             ]
             if len(rows) < size:
