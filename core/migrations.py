@@ -11,7 +11,8 @@ Tables by pipeline stage:
   holding it), ``person_merges`` (ids merged away → the surviving id); ``customers`` carries each
   record's ``person_id``.
 * measure and segment: ``person_features`` is derived data, rebuilt by the features stage;
-  ``segments`` and ``segment_members`` hold the materialised membership.
+  ``segments`` and ``segment_members`` hold the materialised membership, ``segment_sizes``
+  each run's size of every segment.
 * plan, push and record: ``sync_targets`` (the target a sync's baseline belongs to),
   ``sync_state`` (the acknowledged baseline), ``sync_outcomes`` (per key, the last attempt not
   confirmed: ``pending`` while in flight, ``failed`` or ``rejected``), ``sync_journal`` (every
@@ -313,5 +314,22 @@ def m002_suppression(db: Database) -> None:
             created_at TEXT NOT NULL
         );
         ALTER TABLE source_runs ADD COLUMN suppressed INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+
+
+@migrations()
+def m003_segment_sizes(db: Database) -> None:
+    """Each run's segment sizes, kept per run: ``segments`` holds only the latest, and the
+    report draws every segment's size over the last runs from this history."""
+    db.executescript(
+        """
+        CREATE TABLE segment_sizes (
+            run_id INTEGER NOT NULL,
+            segment TEXT NOT NULL,
+            as_of TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (run_id, segment)
+        ) WITHOUT ROWID;
         """
     )
