@@ -16,10 +16,11 @@ For each allowed concurrency a fresh store and destination go through three runs
 3. ``leave``: ``--leave`` of the members (1% by default) leave, so each is one remove.
 
 Write calls are ``SyncResult.write_calls`` (checked against the destination's own count).
-Wall time is that of ``push`` alone (planning is printed separately). The ideal is §5's
-``calls × latency ÷ concurrency``; when the calls do not divide evenly over the workers that
-figure cannot be reached (one call cannot be shared by four workers), so the ratio is held
-against the floor ``ceil(calls ÷ concurrency) × latency``, which equals it otherwise.
+Wall time is that of ``push`` alone (planning is printed separately); ``cpu s`` is the CPU
+time of the calling thread during it, which is what the push itself costs whatever the load.
+The ideal is §5's ``calls × latency ÷ concurrency``; when the calls do not divide evenly over
+the workers that figure cannot be reached (one call cannot be shared by four workers), so the
+ratio is held against the floor ``ceil(calls ÷ concurrency) × latency``, which equals it otherwise.
 
 Each cell (latency × concurrency) first times the bare floor on this machine: the same number of
 calls, each only sleeping ``latency``, through a plain thread pool of that concurrency, with no
@@ -62,6 +63,7 @@ class Row:
     max_in_flight: int
     plan_s: float
     push_s: float
+    cpu_s: float
     ideal_s: float
     floor_s: float
     bare_s: float
@@ -117,9 +119,9 @@ def measure(harness: SyncHarness, scenario: str, latency: float, batch: int) -> 
         planned = time.perf_counter() - t0
         # Floor first: the bare calls this push will make, timed before it on the same machine.
         bare = bare_floor(math.ceil(plan.to_send / batch), caps.max_concurrency, latency)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         result = push(harness.db, plan, dest, harness.run_id, retry=harness.retry)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.thread_time()
     if result.status != "ok":
         raise SystemExit(f"{scenario}: push ended {result.status}: {result.error}")
     calls = result.write_calls
@@ -144,6 +146,7 @@ def measure(harness: SyncHarness, scenario: str, latency: float, batch: int) -> 
         dest.max_in_flight,
         planned,
         push_s,
+        c2 - c1,
         ideal,
         floor,
         bare,
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         f"{'latency':>7} {'scenario':<8} {'conc':>4} {'changes':>8} {'calls':>6} {'min':>5} "
-        f"{'ratio':>6} {'inflt':>5} {'plan s':>7} {'push s':>7} {'ideal s':>8} "
+        f"{'ratio':>6} {'inflt':>5} {'plan s':>7} {'push s':>7} {'cpu s':>6} {'ideal s':>8} "
         f"{'bare s':>7} {'floor s':>8} {'ratio':>6}  ok"
     )
     print(header)
@@ -208,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row.latency:>7.3f} {row.scenario:<8} {row.concurrency:>4} {row.changes:>8} "
                 f"{row.calls:>6} {row.minimum:>5} {fmt_ratio(row.call_ratio):>6} "
                 f"{row.max_in_flight:>5} {row.plan_s:>7.2f} {row.push_s:>7.2f} "
-                f"{row.ideal_s:>8.2f} {row.bare_s:>7.2f} {row.floor_s:>8.2f} "
+                f"{row.cpu_s:>6.3f} {row.ideal_s:>8.2f} {row.bare_s:>7.2f} {row.floor_s:>8.2f} "
                 f"{fmt_ratio(row.wall_ratio):>6}  {ok}",
                 flush=True,
             )
