@@ -333,3 +333,69 @@ def m003_segment_sizes(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations()
+def m005_incremental(db: Database) -> None:
+    """State for incremental runs (:mod:`segsync.core.ingest.resolve`,
+    :mod:`segsync.core.measure.refresh`).
+
+    * ``pending_changes``: the previous form of every resolved customer or order record that a
+      pull changed or removed, written by triggers so every writer (pulls, ``forget``) is
+      covered; new records need no entry (their ``person_id`` is still NULL). Resolution
+      consumes it.
+    * ``dirty_people``: people whose records resolution changed since the last measure; the
+      measure stage consumes it.
+    * ``person_expiry``: per person, the first as-of date on which one of their as-of-dependent
+      attributes other than the plain day counters may change (an order entering or leaving a
+      window, a lifecycle boundary, a season closing). Written with the features.
+    * ``changed_features``: people whose feature rows an incremental refresh rebuilt or removed
+      since the segments were last materialised; the segment stage consumes it.
+    """
+    db.executescript(
+        """
+        CREATE TABLE pending_changes (
+            stream TEXT NOT NULL,
+            source TEXT NOT NULL,
+            key TEXT NOT NULL,
+            customer_key TEXT,
+            person_id INTEGER,
+            email TEXT,
+            phone TEXT,
+            link_id TEXT
+        );
+
+        CREATE TABLE dirty_people (person_id INTEGER PRIMARY KEY);
+
+        CREATE TABLE changed_features (person_id INTEGER PRIMARY KEY);
+
+        CREATE TABLE person_expiry (
+            person_id INTEGER PRIMARY KEY,
+            expires TEXT NOT NULL
+        );
+        CREATE INDEX person_expiry_expires ON person_expiry(expires);
+
+        CREATE TRIGGER customers_changed AFTER UPDATE OF record_hash ON customers
+        WHEN OLD.person_id IS NOT NULL BEGIN
+            INSERT INTO pending_changes(stream, source, key, person_id, email, phone, link_id)
+            VALUES ('customers', OLD.source, OLD.key, OLD.person_id, OLD.email, OLD.phone,
+                    OLD.link_id);
+        END;
+        CREATE TRIGGER customers_removed AFTER DELETE ON customers
+        WHEN OLD.person_id IS NOT NULL BEGIN
+            INSERT INTO pending_changes(stream, source, key, person_id, email, phone, link_id)
+            VALUES ('customers', OLD.source, OLD.key, OLD.person_id, OLD.email, OLD.phone,
+                    OLD.link_id);
+        END;
+        CREATE TRIGGER orders_changed AFTER UPDATE OF record_hash, customer_key ON orders
+        WHEN OLD.person_id IS NOT NULL BEGIN
+            INSERT INTO pending_changes(stream, source, key, customer_key, person_id)
+            VALUES ('orders', OLD.source, OLD.key, OLD.customer_key, OLD.person_id);
+        END;
+        CREATE TRIGGER orders_removed AFTER DELETE ON orders
+        WHEN OLD.person_id IS NOT NULL BEGIN
+            INSERT INTO pending_changes(stream, source, key, customer_key, person_id)
+            VALUES ('orders', OLD.source, OLD.key, OLD.customer_key, OLD.person_id);
+        END;
+        """
+    )

@@ -21,7 +21,7 @@ from sqlite_utils import Database
 from .connector import Destination, Source
 from .errors import ConfigError, SegsyncError
 from .ingest import SourceResult
-from .measure import add_scores, compute_features, describe_gap, write_predictions
+from .measure import describe_gap, refresh_features, segments_done
 from .segment import TEMPLATES, materialise
 from .settings import Settings
 from .sync import Plan, SyncResult, plan_sync, push, reconcile
@@ -40,24 +40,28 @@ def resolve_as_of(settings: Settings, override: dt.date | None) -> dt.date:
 
 
 def measure_and_segment(db: Database, settings: Settings, as_of: dt.date,
-                        run_id: int | None) -> tuple[dict[str, int], dict[str, Any] | None]:
-    """Rebuild the features, scores and predictions, then every segment's membership.
+                        run_id: int | None, *, full: bool = False,
+                        ) -> tuple[dict[str, int], dict[str, Any] | None]:
+    """Bring the features, scores and predictions to ``as_of``, then every segment's membership.
 
-    Returns the segment sizes and who got predictions (the ``coverage`` of
-    :func:`.measure.write_predictions`; None with predictions turned off). People a model
-    cannot serve (no order yet, too little history, no convergence) get null predictions, so
-    segments on other attributes still run; a model that could not be used is also a warning.
+    Incremental unless ``full`` (``--full-refresh``) or the stored state asks for a full build
+    (:mod:`.measure.refresh`): only the people whose records changed or whose as-of-dependent
+    attributes reach a boundary are recomputed, plus one global pass. Returns the segment sizes
+    and who got predictions (the ``coverage`` of :func:`.measure.write_predictions`; None with
+    predictions turned off). People a model cannot serve (no order yet, too little history, no
+    convergence) get null predictions, so segments on other attributes still run; a model that
+    could not be used is also a warning.
     """
-    compute_features(db, as_of)
-    coverage = None
-    if settings.scoring.predictions:
-        coverage = write_predictions(db, as_of, clv_months=settings.scoring.clv_months)[
-            "coverage"]
-        for gap in coverage["missing"]:
-            if gap["model"]:
-                log.warning("predictions: %s", describe_gap(gap))
-    add_scores(db, as_of, settings.scoring)
-    return materialise(db, settings.segments, as_of, run_id, TEMPLATES), coverage
+    scoring = settings.scoring
+    refreshed = refresh_features(db, as_of, scoring, full=full, clv_months=scoring.clv_months)
+    coverage = refreshed["coverage"]
+    for gap in (coverage or {}).get("missing", []):
+        if gap["model"]:
+            log.warning("predictions: %s", describe_gap(gap))
+    sizes = materialise(db, settings.segments, as_of, run_id, TEMPLATES,
+                        changed=refreshed["changed"])
+    segments_done(db)
+    return sizes, coverage
 
 
 def removals_blocked(db: Database, sources: dict[str, Source],

@@ -122,17 +122,24 @@ class MailchimpClient:
         """Upsert up to 500 contacts; per-contact refusals come back in ``errors``.
 
         ``update_existing`` makes a replay converge; existing contacts keep their status
-        because the members carry only ``status_if_new``.
+        because the members carry only ``status_if_new``. A member's ``tags`` are added to
+        new and existing contacts alike, and never replace their other tags (no
+        ``sync_tags``).
         """
         params = {"skip_merge_validation": "true"} if self.config.skip_merge_validation else None
         return self.call("POST", f"/lists/{list_id}", params=params,
                          json={"members": members, "update_existing": True}) or {}
 
-    def segment_batch(self, list_id: str, segment_id: str, add: list[str],
-                      remove: list[str]) -> dict[str, Any]:
-        """Add and remove up to 500 emails each in a static segment, in one call."""
+    def segment_batch(self, list_id: str, segment_id: str, remove: list[str]) -> dict[str, Any]:
+        """Remove up to 500 emails from a static segment in one call."""
         return self.call("POST", f"/lists/{list_id}/segments/{segment_id}",
-                         json={"members_to_add": add, "members_to_remove": remove}) or {}
+                         json={"members_to_remove": remove}) or {}
+
+    def member_emails(self, list_id: str, status: str) -> Iterator[str]:
+        """The addresses of an audience's contacts with ``status``, lower-cased."""
+        for member in self.pages(f"/lists/{list_id}/members", "members", {"status": status},
+                                 fields="members.email_address"):
+            yield str(member["email_address"]).strip().lower()
 
     def segment_emails(self, list_id: str, segment_id: str) -> Iterator[str]:
         """The addresses of a segment's members, lower-cased like segsync's keys."""

@@ -68,11 +68,12 @@ class MailchimpConfig(ConnectorConfig):
 class SyncOptions(BaseModel):
     """A sync's ``options`` table for a Mailchimp destination.
 
-    ``mode``: membership is always written 500 contacts per call through the segment batch of
-    the sync's tag (in Mailchimp a tag is a static segment), so ``static_segment`` is the only
-    mode. ``tag``, which wrote one contact per call through the tags endpoint, is still
-    accepted so that configs written for 0.1 keep running, with a warning; it writes the same
-    tag the batched way, so the audience ends up exactly as it did.
+    ``mode``: membership is always written 500 contacts per call, joins in the batch
+    subscribe that upserts the contacts and leaves through the segment batch of the sync's tag
+    (in Mailchimp a tag is a static segment), so ``static_segment`` is the only mode.
+    ``tag``, which wrote one contact per call through the tags endpoint, is still accepted so
+    that configs written for 0.1 keep running, with a warning; it writes the same tag the
+    batched way, so the audience ends up exactly as it did.
 
     ``non_subscribed``: what happens to a new contact without email marketing consent (only
     possible when the sync's ``consent`` policy lets them through): ``skip`` (default) never

@@ -2,31 +2,40 @@
 
 One ``apply`` handles one batch of at most 500 changes in as few calls as Mailchimp allows:
 
-1. **Contacts and merge fields** — every add and update goes into one batch subscribe
+1. **Who may be written to** — before the first upsert of a run, the audience's unsubscribed,
+   cleaned and archived contacts are read (``GET /lists/{id}/members?status=…``, 1000 a
+   page, addresses only) and kept for the run. Such a contact is ``rejected`` with the reason
+   and nothing at all is sent for them: no upsert that could resubscribe or unarchive them,
+   and no tag, which batch subscribe would put on any existing contact, whatever their status.
+2. **Contacts, merge fields and joins** — every add and update goes into one batch subscribe
    (``POST /lists/{id}``, ``update_existing``) whose members carry ``status_if_new`` and
    never ``status``, so a new contact gets the status their consent allows and an existing
-   one keeps theirs. Its answer says, per contact, whether it exists and with which status:
-   unsubscribed, cleaned, archived and permanently deleted contacts are refused for good
-   (``rejected`` with the reason) and never tagged; nothing is ever sent that could
-   resubscribe or unarchive them.
-2. **Membership** — one segment batch (``POST /lists/{id}/segments/{tag id}``,
-   ``members_to_add`` / ``members_to_remove``, 500 each) for every join and leave of the batch:
-   in Mailchimp a tag *is* a static segment, so this is the same tag the tags endpoint writes,
-   at one call per 500 people instead of one per person. Updates change no membership and need
-   no second call; a batch of removals needs no first one.
+   one keeps theirs. An add also carries ``tags: [the tag's name]``, which Mailchimp adds to
+   new and existing members alike (since January 2022) without touching their other tags
+   (``sync_tags`` is never sent): the contact and its membership in one call. Updates carry
+   no tags. The answer says, per contact, with which status it ended up; refusals in
+   ``errors[]`` (permanently deleted, compliance state, bad fields) are ``rejected``.
+3. **Leaves** — one segment batch (``POST /lists/{id}/segments/{tag id}``,
+   ``members_to_remove``, 500 a call): in Mailchimp a tag *is* a static segment.
 
-So a batch costs at most two write calls whatever its size: a first sync of 50,000 people
-makes 1 + 2 × 100, a rerun with nothing changed none. Nothing needs the per-contact tags
-endpoint: the segment batch refuses no contact the tags endpoint would take, and the
-batch-subscribe answer (read before membership is touched) already says who may be tagged.
+So a batch costs one write call, and two only where the send order puts joins and leaves in
+the same batch: a first sync of 50,000 people makes 1 + 100, a rerun with nothing changed none
+(not even the reads, which happen only when something is upserted).
 
-Every write declares a state (upsert by address, tag active/inactive, segment add/remove), so
-a batch replayed after a timeout, a 5xx after the write landed or a crashed run converges to
-the same audience. The tag itself is looked up by name before it is created, so
-``ensure_target`` can be repeated after any failure without creating a second one. Mailchimp's
-asynchronous ``/batches`` endpoint is deliberately not used: it buys no fewer calls than the
-500-per-call endpoints above, replays its operations when re-submitted, and would need a job
-id persisted outside the store to be resumed safely.
+The race: a contact who unsubscribes (or is cleaned or archived) after the read and before
+the batch subscribe is tagged by it. The answer reports their status, so they are
+``rejected`` and removed from the tag again in the same ``apply``, in the segment batch of the
+batch's leaves. Only when that answer is lost as well (a timeout on that very call) does the
+tag stay on them; the contact is not resubscribed either way.
+
+Every write declares a state (upsert by address, tag added, segment remove), so a batch
+replayed after a timeout, a 5xx after the write landed or a crashed run converges to the same
+audience. The tag itself is looked up by name before it is created, so ``ensure_target`` can
+be repeated after any failure without creating a second one, and the target carries the name
+as Mailchimp spells it, which is what batch subscribe's ``tags`` are matched against.
+Mailchimp's asynchronous ``/batches`` endpoint is deliberately not used: it buys no fewer
+calls than the 500-per-call endpoints above, replays its operations when re-submitted, and
+would need a job id persisted outside the store to be resumed safely.
 """
 
 from __future__ import annotations
@@ -62,10 +71,13 @@ def merge_value(value: Any) -> Any:
     return value
 
 
-def member_body(change: Change, status_if_new: str) -> dict[str, Any]:
-    """One batch-subscribe member. Nulls are dropped so a missing value never blanks one
-    Mailchimp already has; merge tags are upper case in Mailchimp, whatever the config says."""
+def member_body(change: Change, status_if_new: str, tag: str | None = None) -> dict[str, Any]:
+    """One batch-subscribe member, carrying ``tag`` when it joins. Nulls are dropped so a
+    missing value never blanks one Mailchimp already has; merge tags are upper case in
+    Mailchimp, whatever the config says."""
     body: dict[str, Any] = {"email_address": change.key, "status_if_new": status_if_new}
+    if tag is not None:
+        body["tags"] = [tag]
     merge = {name.upper(): merge_value(value) for name, value in change.fields.items()
              if value is not None}
     if merge:
@@ -113,6 +125,8 @@ class MailchimpDestination(Destination):
         self.client = MailchimpClient(config, transport=transport)
         self._list_id: str | None = config.audience_id
         self._lock = threading.Lock()
+        #: The run's refused contacts (``_refused``); None until an upsert needs them.
+        self._refused_now: dict[str, str] | None = None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -170,8 +184,11 @@ class MailchimpDestination(Destination):
         """Find the tag or create it. Safe to repeat after any failure: a create whose answer
         was lost is found by the lookup of the next attempt instead of being made twice."""
         parsed = SyncOptions.parse(options, self.name)
+        # A sync starts here: statuses read for an earlier one may have changed since.
+        with self._lock:
+            self._refused_now = None
         tag = self.find_tag(name) or self.client.create_tag(self.list_id(), name)
-        return Target(name, str(tag["id"]), parsed.model_dump())
+        return Target(str(tag["name"]), str(tag["id"]), parsed.model_dump())
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -181,6 +198,7 @@ class MailchimpDestination(Destination):
         outcomes: dict[str, Outcome] = {}
         upserts: list[Change] = []
         bodies = []
+        refused = self._refused(list_id) if any(c.op != "remove" for c in changes) else {}
         for change in changes:
             if change.op == "remove":
                 continue
@@ -188,13 +206,26 @@ class MailchimpDestination(Destination):
             if status is None:
                 outcomes[change.key] = Outcome(change.key, "rejected", NO_CONSENT)
                 continue
+            if change.key in refused:
+                outcomes[change.key] = Outcome(change.key, "rejected",
+                                               REFUSED_STATUS[refused[change.key]])
+                continue
             upserts.append(change)
-            bodies.append(member_body(change, status))
-        joining = self._upsert(list_id, upserts, bodies, outcomes) if upserts else []
+            bodies.append(member_body(change, status,
+                                      target.name if change.op == "add" else None))
+        untag = self._upsert(list_id, upserts, bodies, outcomes) if upserts else []
         leaving = [c.key for c in changes if c.op == "remove"]
-        if joining or leaving:
-            outcomes.update(self._segment_batch(list_id, target, joining, leaving))
+        if leaving or untag:
+            outcomes.update(self._segment_batch(list_id, target, leaving, untag))
         return list(outcomes.values())
+
+    def _refused(self, list_id: str) -> dict[str, str]:
+        """Address → status of every contact segsync must not write to, read once per run."""
+        with self._lock:
+            if self._refused_now is None:
+                self._refused_now = {email: status for status in REFUSED_STATUS
+                                     for email in self.client.member_emails(list_id, status)}
+            return self._refused_now
 
     @staticmethod
     def _status_if_new(consent: str | None, options: SyncOptions) -> str | None:
@@ -205,52 +236,48 @@ class MailchimpDestination(Destination):
 
     def _upsert(self, list_id: str, changes: list[Change], bodies: list[dict[str, Any]],
                 outcomes: dict[str, Outcome]) -> list[str]:
-        """Batch-subscribe ``changes``; record refusals and finished updates in ``outcomes``
-        and return the keys of adds that may now join the tag."""
+        """Batch-subscribe ``changes`` and record every outcome; return the adds that were
+        tagged although the answer shows a status segsync must not tag (the race of the
+        module doc), to be untagged at once."""
         answer = self.client.batch_subscribe(list_id, bodies)
         reported: dict[str, Outcome | None] = {}
+        written_refused = set()  # upserted (so tagged, if an add) with a refused status
         for member in [*(answer.get("new_members") or []),
                        *(answer.get("updated_members") or [])]:
             key = str(member.get("email_address", "")).strip().lower()
             reason = REFUSED_STATUS.get(str(member.get("status")))
             reported[key] = Outcome(key, "rejected", reason) if reason else None
+            if reason:
+                written_refused.add(key)
         for error in answer.get("errors") or []:
             verdict = refusal(error)
             reported[verdict.key] = verdict
-        joining = []
+        untag = []
         for change in changes:
             if change.key not in reported:
                 outcomes[change.key] = Outcome(change.key, "failed",
                                                "Mailchimp's batch answer did not mention it")
-            elif (verdict := reported[change.key]) is not None:
-                outcomes[change.key] = verdict
-            elif change.op == "add":
-                joining.append(change.key)
-            else:
-                outcomes[change.key] = Outcome(change.key, "ok")
-        return joining
+                continue
+            verdict = reported[change.key]
+            outcomes[change.key] = verdict or Outcome(change.key, "ok")
+            if change.op == "add" and change.key in written_refused:
+                untag.append(change.key)
+        return untag
 
-    def _segment_batch(self, list_id: str, target: Target, joining: list[str],
-                       leaving: list[str]) -> dict[str, Outcome]:
-        """One segment call for every join and leave of the batch.
+    def _segment_batch(self, list_id: str, target: Target, leaving: list[str],
+                       untag: list[str]) -> dict[str, Outcome]:
+        """One segment call for every leave of the batch, and the untagging of the race.
 
-        Mailchimp skips addresses that are not in the audience and may or may not report a
-        re-add or an absent removal as an error; both are no-ops that leave the wanted state,
-        so only other errors count. A join whose contact the upsert just confirmed, and a
-        leave of a contact not in the audience, are done even when not listed.
+        Mailchimp skips addresses that are not in the audience and may or may not report an
+        absent removal as an error; both leave the wanted state, so only other errors count.
+        The untagged keep the ``rejected`` outcome their upsert got.
         """
-        answer = self.client.segment_batch(list_id, str(target.remote_id), joining, leaving)
+        answer = self.client.segment_batch(list_id, str(target.remote_id), leaving + untag)
         errors: dict[str, str] = {}
         for error in answer.get("errors") or []:
             for email in error.get("email_addresses") or []:
                 errors[str(email).strip().lower()] = str(error.get("error") or "refused")
         outcomes = {}
-        for key in joining:
-            message = errors.get(key)
-            if message is None or "already" in message.lower():
-                outcomes[key] = Outcome(key, "ok")
-            else:
-                outcomes[key] = Outcome(key, "rejected", message)
         for key in leaving:
             message = errors.get(key)
             if message is None or " not " in f" {message.lower()} ":

@@ -41,7 +41,7 @@ def build_app(plugins: Plugins) -> typer.Typer:
         rich_markup_mode=None,
     )
 
-    @app.callback()
+    @app.callback(invoke_without_command=True)
     def root(
         ctx: typer.Context,
         config: Path | None = ConfigOption,
@@ -52,6 +52,9 @@ def build_app(plugins: Plugins) -> typer.Typer:
     ) -> None:
         if version:
             out.print(f"segsync {__version__}")
+            raise typer.Exit()
+        if ctx.invoked_subcommand is None:
+            out.print(ctx.get_help())
             raise typer.Exit()
         state = ctx.obj if isinstance(ctx.obj, AppState) else AppState(plugins, config)
         state.config = config if config is not None else state.config

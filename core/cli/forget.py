@@ -25,9 +25,16 @@ def forget(
         False, "--list", help="Show how many identifiers are suppressed and records dropped."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Erase a person from the store (right to erasure); the next run removes them from every
+    """Erase a person from the store and destinations.
+
+    Erase a person from the store (right to erasure); the next run removes them from every
     destination, and later pulls drop their records. Forget the same identifier again after that
-    run to scrub its log rows. 'segsync forget --list' counts what is suppressed."""
+    run to scrub its log rows. 'segsync forget --list' counts what is suppressed.
+
+    \b
+    Example:
+      segsync forget ann@example.com
+    """
     state = app_state(ctx)
     if list_:
         _list(state.db, as_json)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from ..ingest import normalise_email, normalise_phone
+from ..ingest import normalise_email, normalise_phone, rejected_rows
 from ..report import status_data
 from ..runs import parse_duration, run_summary_text, staleness
-from ..sync import sync_log_rows
-from .options import JsonOption, app_state
+from ..sync import sync_log_count, sync_log_rows, sync_logged
+from .options import JsonOption, app_state, require_known
 from .output import error, out, print_json, table
 
 
@@ -21,6 +21,7 @@ def status(
     ctx: typer.Context,
     as_json: bool = JsonOption,
     rejects: bool = typer.Option(False, "--rejects", help="List rejected rows."),
+    source: str | None = typer.Option(None, "--source", help="Only this source's rejected rows."),
     limit: int = typer.Option(10, help="How many runs (and rejected rows) to show."),
     fail_if_older_than: str | None = typer.Option(
         None, "--fail-if-older-than", metavar="DURATION",
@@ -28,13 +29,23 @@ def status(
              "monitoring.",
     ),
 ) -> None:
-    """Recent runs and, per source, what the store holds."""
+    """Recent runs and what the store holds.
+
+    Recent runs and, per source, customers, orders and rejected rows.
+
+    \b
+    Example:
+      segsync status --rejects
+    """
     state = app_state(ctx)
+    require_known("source", source, state.settings.sources)
     try:
         max_age = parse_duration(fail_if_older_than) if fail_if_older_than else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fail-if-older-than") from None
     data = status_data(state.db, state.settings.store.path, limit, rejects)
+    if rejects and source:
+        data["rejects"] = rejected_rows(state.db, limit, source)
     stale = staleness(state.db, max_age) if max_age else None
     if max_age:
         data["stale"] = stale
@@ -74,11 +85,21 @@ def log(
     key: str | None = typer.Option(None, "--key", help="Only this email or phone."),
     outcome: str | None = typer.Option(
         None, "--outcome", help="Only this outcome (ok, rejected, failed, …)."),
-    limit: int = typer.Option(100, help="How many rows, newest first."),
+    limit: int = typer.Option(50, "--limit", min=1, help="How many rows, newest first."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Row-level history of what was sent where, with outcomes and reasons."""
+    """Row-level history of what was sent where.
+
+    Every row sent to a destination with its outcome and reason, newest first.
+
+    \b
+    Example:
+      segsync log --sync vip_list --limit 20
+      segsync log --key ann@example.com
+    """
     state = app_state(ctx)
+    if sync and sync not in state.settings.syncs and not sync_logged(state.db, sync):
+        require_known("sync", sync, state.settings.syncs)
     if key is not None:
         key = normalise_email(key)[0] or normalise_phone(
             key, state.settings.store.default_region)[0] or key
@@ -92,3 +113,6 @@ def log(
         return
     columns = list(rows[0])
     out.print(table(columns, [[r[c] for c in columns] for r in rows]))
+    more = sync_log_count(state.db, run_id=run_id, sync=sync, key=key, outcome=outcome) - len(rows)
+    if more > 0:
+        out.print(f"{more:,} more rows (older); show them with --limit {len(rows) + more}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import typer
 
 from segsync.plugins import Plugins
 
+from ..errors import ConfigError
 from ..settings import Settings, build_connectors, load_settings
 from ..store import open_store
 
@@ -37,7 +39,8 @@ class AppState:
 
     @functools.cached_property
     def settings(self) -> Settings:
-        return load_settings(self.config)
+        # required: without ./segsync.toml a command must not quietly open ./segsync.db
+        return load_settings(self.config, required=True)
 
     def connectors(self) -> tuple[dict[str, Any], dict[str, Any]]:
         return build_connectors(self.settings, self.plugins)
@@ -45,6 +48,19 @@ class AppState:
     @functools.cached_property
     def db(self):
         return open_store(self.settings.store.path)
+
+
+def require_known(kind: str, given: list[str] | str | None, known: Iterable[str]) -> None:
+    """Refuse, before any work, a name on the command line that the config does not define.
+
+    A typo in ``--sync`` must not cost a pull and a model fit, nor read as "nothing to do".
+    """
+    names = [given] if isinstance(given, str) else list(given or [])
+    valid = sorted(known)
+    unknown = [n for n in dict.fromkeys(names) if n not in valid]
+    if unknown:
+        listed = ", ".join(valid) or "none configured"
+        raise ConfigError(f"no {kind} named {', '.join(map(repr, unknown))} ({kind}s: {listed})")
 
 
 def app_state(ctx: typer.Context) -> AppState:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from ..errors import ConfigError
 from ..ingest import SourceResult, pull_sources
 from ..runs import recorded
 from ..store import run_lock
-from .options import JsonOption, StrictOption, app_state
+from .options import JsonOption, StrictOption, app_state, require_known
 from .output import err, error, out, print_json, progress_bars, table, warning
 
 
@@ -34,13 +36,18 @@ def pull(
     strict: bool = StrictOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Pull customers and orders from the configured sources into the store."""
+    """Import customers and orders from the sources.
+
+    Pull customers and orders from the configured sources into the store, incrementally.
+
+    \b
+    Example:
+      segsync pull --source square_sales
+    """
     state = app_state(ctx)
+    require_known("source", source, state.settings.sources)
     sources, _ = state.connectors()
     if source:
-        unknown = sorted(set(source) - set(sources))
-        if unknown:
-            raise ConfigError(f"no source named {', '.join(unknown)} in the config")
         sources = {k: v for k, v in sources.items() if k in source}
     if not sources:
         raise ConfigError("no sources configured; add a [sources.NAME] table")
@@ -70,8 +77,25 @@ def pull(
         ]
         out.print(table(["source", "status", "customers", "orders", "unchanged", "rejected",
                          "files", "skipped"], rows, title=f"pull (run {run.id})"))
+        if line := rejects_line(results, state.config):
+            out.print(line, style="bold yellow", markup=False, soft_wrap=True)
     report_sources(results)
     raise typer.Exit(run.exit_code)
+
+
+def rejects_line(results: list[SourceResult], config: Path | None) -> str | None:
+    """The line that ends a summary when rows were rejected: the exit code stays 0 (re-running
+    cannot fix them), so the numbers, the sources and the command listing them must be seen."""
+    counts = {r.name: r.counts.rejected for r in results if r.counts.rejected}
+    if not counts:
+        return None
+    total = sum(counts.values())
+    where = ", ".join(f"{n:,} in {name}" for name, n in counts.items())
+    command = "segsync" + (f" --config {config}" if config else "") + " status --rejects"
+    if len(counts) == 1:
+        command += f" --source {next(iter(counts))}"
+    return (f"REJECTED: {total:,} rows were not imported ({where}); "
+            f"list them with: {command} --limit {total}")
 
 
 def report_sources(results: list[SourceResult]) -> None:

@@ -26,8 +26,15 @@ def report(
     as_of: dt.datetime | None = AsOfOption,
     open_page: bool = typer.Option(False, "--open", help="Open the page in a browser."),
 ) -> None:
-    """Write segment sizes, RFM, lifecycle, predictions, sync health and data quality as one
-    HTML file that opens with no network."""
+    """Write the store as one self-contained HTML page.
+
+    Segment sizes, RFM, lifecycle, predictions, sync health and data quality as one HTML file
+    that opens with no network.
+
+    \b
+    Example:
+      segsync report --out out/report.html --open
+    """
     state = app_state(ctx)
     day = resolve_as_of(state.settings, as_date(as_of))
     size = write_report(state.db, state.settings, day, out_path)

@@ -22,14 +22,24 @@ from ..runner import (
 )
 from ..runs import recorded
 from ..store import run_lock
-from .options import AsOfOption, JsonOption, SyncOption, app_state, as_date
+from .options import AsOfOption, JsonOption, SyncOption, app_state, as_date, require_known
 from .output import error, out, print_json, progress_bars, table, warning
-from .pull import report_sources
+from .pull import rejects_line, report_sources
 
 
 def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(plan)
+
+
+#: The consent summary's machine keys (``--json``: ``syncs[].consent``) and their headings.
+CONSENT_KEYS = {
+    "eligible": "eligible",
+    "not_opted_in": "not opted in",
+    "unsubscribed": "unsubscribed/suppressed",
+    "no_address": "no valid email/phone",
+    "duplicate": "duplicate address",
+}
 
 
 def run(
@@ -39,8 +49,10 @@ def run(
         False, "--allow-large-removals",
         help="Send removals a guardrail would hold (above max_removal_share).",
     ),
-    full_refresh: bool = typer.Option(False, "--full-refresh",
-                                      help="Re-read every source from the start."),
+    full_refresh: bool = typer.Option(
+        False, "--full-refresh",
+        help="Re-read every source from the start and recompute every person and segment.",
+    ),
     no_pull: bool = typer.Option(False, "--no-pull", help="Skip the pull; use the store as is."),
     reconcile: bool = typer.Option(
         False, "--reconcile",
@@ -52,9 +64,18 @@ def run(
         None, "--report", metavar="PATH", help="Write the HTML report (segsync report) here "
                                                "after the run."),
 ) -> None:
-    """Run the whole job: pull, resolve, segment, and push membership changes."""
+    """The scheduled job: pull, segment, push changes.
+
+    Run the whole job: pull, resolve, measure, segment, and push membership changes.
+
+    \b
+    Example:
+      segsync run --config segsync.toml
+      segsync run --sync vip_list --no-pull
+    """
     state = app_state(ctx)
     settings = state.settings
+    require_known("sync", sync, settings.syncs)
     sources, destinations = state.connectors()
     day = resolve_as_of(settings, as_date(as_of))
     db = state.db
@@ -75,7 +96,8 @@ def run(
                     progress=lambda name, n, _r: n % 500 == 0 and tick(f"pull {name}", n),
                 )
                 blocked = removals_blocked(db, sources, pulled)
-                sizes, coverage = measure_and_segment(db, settings, day, record.id)
+                sizes, coverage = measure_and_segment(db, settings, day, record.id,
+                                                      full=full_refresh)
                 reports = push_all(
                     db, settings, destinations, record.id, blocked, allow_large_removals,
                     only=sync, progress=lambda name, done, total: tick(f"push {name}", done,
@@ -101,6 +123,8 @@ def run(
         _print_run(record.id, record.summary)
     if report_path is not None:
         write_report(db, settings, day, report_path)
+    if not as_json and (line := rejects_line(pulled, state.config)):
+        out.print(line, style="bold yellow", markup=False, soft_wrap=True)
     report_sources(pulled)
     for report in reports:
         if report.error:
@@ -127,12 +151,21 @@ def _print_run(run_id: int, summary: dict) -> None:
         for line in coverage_lines(summary["predictions"]):
             out.print(line, markup=False)
     out.print(table(
-        ["sync", "status", "added", "updated", "removed", "rejected", "failed", "invalid",
-         "held", "calls"],
+        ["sync", "status", "added", "updated", "removed", "rejected", "failed", "held",
+         "calls"],
         [[s["sync"], s.get("status", "-"), s.get("added", 0), s.get("updated", 0),
-          s.get("removed", 0), s.get("rejected", 0), s.get("failed", 0), s.get("invalid", 0),
-          s.get("held", 0), s.get("write_calls", 0)] for s in summary["syncs"]],
+          s.get("removed", 0), s.get("rejected", 0), s.get("failed", 0), s.get("held", 0),
+          s.get("write_calls", 0)] for s in summary["syncs"]],
     ))
+    _print_consent(summary["syncs"])
+
+
+def _print_consent(syncs: list[dict]) -> None:
+    """Who in each sync's segment may be sent, and why the others may not, in plain words."""
+    rows = [[s["sync"], *(s["consent"].get(k, 0) for k in CONSENT_KEYS)]
+            for s in syncs if s.get("consent")]
+    if rows:
+        out.print(table(["sync", *CONSENT_KEYS.values()], rows, title="consent"))
 
 
 def plan(
@@ -144,14 +177,19 @@ def plan(
     limit: int = typer.Option(20, help="How many changes of each sync to list."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Show what a run would change at each destination, changing nothing.
+    """Show what a run would change; changes nothing.
 
     Features and segments are recomputed from the store inside a transaction that is rolled
     back, so the plan reflects today's data and the store is left exactly as it was. It does
     not pull: run 'segsync pull' first for fresh data.
+
+    \b
+    Example:
+      segsync plan --sync vip_list --json
     """
     state = app_state(ctx)
     settings = state.settings
+    require_known("sync", sync, settings.syncs)
     _, destinations = state.connectors()
     day = resolve_as_of(settings, as_date(as_of))
     db = state.db
@@ -173,7 +211,10 @@ def plan(
                 continue
             out.print(f"[bold]{r['sync']}[/bold] → {r['destination']}:{r['target']}: "
                       f"+{r['adds']} add, ~{r['updates']} update, -{r['removes']} remove, "
-                      f"{r['held']} held, {r['invalid']} invalid, {r['unchanged']} unchanged")
+                      f"{r['held']} held, {r['unchanged']} unchanged")
+            out.print("    consent: " + ", ".join(
+                f"{r['consent'].get(k, 0)} {label}" for k, label in CONSENT_KEYS.items()),
+                markup=False)
             for c in r.get("changes", []):
                 out.print(f"    {c['op']:<6} {c['key']}", markup=False)
             if r["adds"] + r["updates"] + r["removes"] > len(r.get("changes", [])):
@@ -181,5 +222,5 @@ def plan(
             for c in r.get("held_changes", []):
                 out.print(f"    held   {c['op']:<6} {c['key']}", markup=False)
             for reason, n in r.get("invalid_reasons", {}).items():
-                out.print(f"    invalid: {n} × {reason}", markup=False)
+                out.print(f"    held out: {n} × {reason}", markup=False)
     raise typer.Exit(4 if any(r.get("held") for r in data["syncs"]) else 0)

@@ -22,7 +22,12 @@ def init(
     path: Path = typer.Argument(Path("segsync.toml"), help="Where to write the config."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
-    """Write a starter config file to edit."""
+    """Write a starter config file to edit.
+
+    \b
+    Example:
+      segsync init segsync.toml
+    """
     if path.exists() and not force:
         raise ConfigError(f"{path} exists; pass --force to overwrite it")
     path.write_text(resources.files("segsync.core").joinpath("starter.toml").read_text())
@@ -30,7 +35,12 @@ def init(
 
 
 def check(ctx: typer.Context) -> None:
-    """Validate the config and each connector's credentials."""
+    """Validate the config and each connector's credentials.
+
+    \b
+    Example:
+      segsync check --config segsync.toml
+    """
     state = app_state(ctx)
     sources, destinations = state.connectors()
     problems = 0
@@ -52,7 +62,14 @@ def check(ctx: typer.Context) -> None:
 
 
 def plugins(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """List loaded plugins, their hooks and the connectors they register."""
+    """List loaded plugins and their connectors.
+
+    Each plugin with the hooks it implements and the connectors it registers.
+
+    \b
+    Example:
+      segsync plugins --json
+    """
     info = app_state(ctx).plugins.describe()
     if as_json:
         print_json(info)

@@ -60,7 +60,7 @@ def pull_sources(
         _pull_one(db, settings, name, source, run_id, full_refresh, progress)
         for name, source in sources.items()
     ]
-    resolve(db, run_id)
+    resolve(db, run_id, full=full_refresh)
     return results
 
 

@@ -9,6 +9,15 @@ propagation (each record takes the smallest label among records sharing an ident
 nothing changes), so it needs no per-record Python and scales with the store. Person ids are
 stable: a component keeps the oldest (smallest) id among its records, merged-away ids are kept
 in ``person_merges``, and a component with no id yet gets a new one.
+
+Incremental by default: only the components a change can reach are re-labelled. After any
+resolution every pair of records sharing an identifier already has one person, so a change
+reaches exactly the people who held the changed records before (``pending_changes``, written
+by triggers) and the people holding any identifier the new or changed records now carry; their
+records, and nobody else's, are labelled again. Labels are record rowids and ids are assigned
+by the same rules over those complete components, so the result is the one a full resolution
+gives. Every person whose records, orders or id changed goes to ``dirty_people`` for the
+measure stage; a full resolution instead flags the next measure as full.
 """
 
 from __future__ import annotations
@@ -21,57 +30,127 @@ from ..store import utcnow
 #: The customer columns whose equal values make two records one person.
 LINK_COLUMNS = ("email", "phone", "link_id")
 
+#: ``meta`` key set when the people changed in ways ``dirty_people`` does not list.
+MEASURE_FULL_KEY = "measure_full"
 
-def resolve(db: Database, run_id: int | None = None) -> dict[str, int]:
-    """Link every customer record and order to a person and rebuild the people profiles.
+_TEMP = ("resolve_changed", "resolve_seeds", "resolve_labels", "resolve_orders", "resolve_dirty",
+         "resolve_values")
 
-    Returns counts: ``people``, ``new`` people, ``merged`` ids, ``iterations`` of propagation.
+
+def resolve(db: Database, run_id: int | None = None, *, full: bool = False) -> dict[str, int]:
+    """Link customer records and orders to people and update the people profiles.
+
+    ``full`` re-labels every record (as ``--full-refresh`` does); otherwise only the components
+    that changed since the last resolution. Returns counts: ``people``, ``new`` people,
+    ``merged`` ids, ``relabelled`` records and ``iterations`` of propagation.
     """
     with db.atomic():
-        iterations = _label_components(db)
-        counts = _assign_person_ids(db, run_id)
-        db.execute(
-            """
-            UPDATE orders SET person_id = (
-                SELECT c.person_id FROM customers c
-                WHERE c.source = orders.source AND c.key = orders.customer_key)
-            WHERE person_id IS NOT (
-                SELECT c.person_id FROM customers c
-                WHERE c.source = orders.source AND c.key = orders.customer_key)
-            """
-        )
-        _rebuild_profiles(db, run_id)
-        _rebuild_links(db)
-        db.execute("DROP TABLE temp.resolve_labels")
+        try:
+            relabelled = _scope(db, full)
+            iterations = _label_components(db)
+            counts = _assign_person_ids(db, run_id)
+            _relink_orders(db, full)
+            _rebuild_profiles(db, run_id, full)
+            _rebuild_links(db, full)
+            if full:
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, '1')",
+                           [MEASURE_FULL_KEY])
+            else:
+                db.execute("INSERT OR IGNORE INTO dirty_people SELECT person_id "
+                           "FROM temp.resolve_dirty WHERE person_id IS NOT NULL")
+            db.execute("DELETE FROM pending_changes")
+        finally:
+            for name in _TEMP:
+                db.execute(f"DROP TABLE IF EXISTS temp.{name}")
     counts["iterations"] = iterations
+    counts["relabelled"] = relabelled
     counts["people"] = db.execute("SELECT count(*) FROM people").fetchone()[0]
     return counts
 
 
-def _rebuild_links(db: Database) -> None:
+def _scope(db: Database, full: bool) -> int:
+    """Fill ``resolve_labels`` with the records to label (all, or the reachable components)
+    and ``resolve_dirty`` with the people they held; return the number of records."""
+    db.execute("CREATE TEMP TABLE resolve_dirty (person_id INTEGER PRIMARY KEY)")
+    db.execute("CREATE TEMP TABLE resolve_labels (rid INTEGER PRIMARY KEY, email TEXT, "
+               "phone TEXT, link_id TEXT, label INTEGER)")
+    if full:
+        db.execute("INSERT INTO temp.resolve_labels "
+                   "SELECT rowid, email, phone, link_id, rowid FROM customers")
+    else:
+        # Records new since the last resolution (no person yet) or changed since.
+        db.execute(
+            """
+            CREATE TEMP TABLE resolve_changed AS
+            SELECT rowid AS rid, email, phone, link_id FROM customers WHERE person_id IS NULL
+            UNION
+            SELECT c.rowid, c.email, c.phone, c.link_id FROM pending_changes AS p
+            JOIN customers AS c ON c.source = p.source AND c.key = p.key
+            WHERE p.stream = 'customers'
+            """
+        )
+        db.execute("CREATE TEMP TABLE resolve_seeds (person_id INTEGER PRIMARY KEY)")
+        db.execute("INSERT OR IGNORE INTO temp.resolve_seeds SELECT person_id "
+                   "FROM pending_changes WHERE stream = 'customers'")
+        for column in LINK_COLUMNS:
+            db.execute(
+                f"INSERT OR IGNORE INTO temp.resolve_seeds SELECT c.person_id "
+                f"FROM temp.resolve_changed AS ch JOIN customers AS c ON c.{column} = ch.{column} "
+                f"WHERE ch.{column} IS NOT NULL AND c.person_id IS NOT NULL"
+            )
+        db.execute(
+            """
+            INSERT OR IGNORE INTO temp.resolve_labels
+            SELECT c.rowid, c.email, c.phone, c.link_id, c.rowid FROM temp.resolve_seeds AS s
+            JOIN customers AS c ON c.person_id = s.person_id
+            """
+        )
+        db.execute("INSERT OR IGNORE INTO temp.resolve_labels "
+                   "SELECT rid, email, phone, link_id, rid FROM temp.resolve_changed")
+        db.execute("INSERT OR IGNORE INTO temp.resolve_dirty SELECT person_id "
+                   "FROM temp.resolve_seeds")
+    db.execute("CREATE INDEX temp.resolve_labels_link ON resolve_labels(link_id)")
+    db.execute("CREATE INDEX temp.resolve_labels_email ON resolve_labels(email)")
+    db.execute("CREATE INDEX temp.resolve_labels_phone ON resolve_labels(phone)")
+    return db.execute("SELECT count(*) FROM temp.resolve_labels").fetchone()[0]
+
+
+def _rebuild_links(db: Database, full: bool) -> None:
     """Index every usable identifier by the person holding it (``identity_links``), so "who is
-    ann@example.com?" is one lookup for support, erasure and log queries."""
-    db.execute("DELETE FROM identity_links")
+    ann@example.com?" is one lookup for support, erasure and log queries.
+
+    Incrementally, only the values the re-labelled records hold or the changed records held."""
+    if full:
+        db.execute("DELETE FROM identity_links")
+        for column in LINK_COLUMNS:
+            db.execute(
+                f"INSERT OR REPLACE INTO identity_links(kind, value, person_id) "
+                f"SELECT ?, {column}, min(person_id) FROM customers "
+                f"WHERE {column} IS NOT NULL GROUP BY {column}",
+                [column],
+            )
+        return
+    db.execute("CREATE TEMP TABLE resolve_values (kind TEXT, value TEXT, "
+               "PRIMARY KEY (kind, value))")
+    for column in LINK_COLUMNS:
+        db.execute(f"INSERT OR IGNORE INTO temp.resolve_values SELECT ?, {column} "
+                   f"FROM temp.resolve_labels WHERE {column} IS NOT NULL", [column])
+        db.execute(f"INSERT OR IGNORE INTO temp.resolve_values SELECT ?, {column} "
+                   f"FROM pending_changes WHERE stream = 'customers' AND {column} IS NOT NULL",
+                   [column])
+    db.execute("DELETE FROM identity_links WHERE (kind, value) IN "
+               "(SELECT kind, value FROM temp.resolve_values)")
     for column in LINK_COLUMNS:
         db.execute(
             f"INSERT OR REPLACE INTO identity_links(kind, value, person_id) "
-            f"SELECT ?, {column}, min(person_id) FROM customers "
-            f"WHERE {column} IS NOT NULL GROUP BY {column}",
-            [column],
+            f"SELECT ?, c.{column}, min(c.person_id) FROM temp.resolve_values AS v "
+            f"JOIN customers AS c ON c.{column} = v.value "
+            f"WHERE v.kind = ? GROUP BY c.{column}",
+            [column, column],
         )
 
 
 def _label_components(db: Database) -> int:
-    db.execute(
-        """
-        CREATE TEMP TABLE resolve_labels AS
-        SELECT rowid AS rid, email, phone, link_id, rowid AS label FROM customers
-        """
-    )
-    db.execute("CREATE INDEX temp.resolve_labels_link ON resolve_labels(link_id)")
-    db.execute("CREATE INDEX temp.resolve_labels_email ON resolve_labels(email)")
-    db.execute("CREATE INDEX temp.resolve_labels_phone ON resolve_labels(phone)")
-    db.execute("CREATE UNIQUE INDEX temp.resolve_labels_rid ON resolve_labels(rid)")
     iterations = 0
     while True:
         iterations += 1
@@ -100,6 +179,8 @@ def _assign_person_ids(db: Database, run_id: int | None) -> dict[str, int]:
         GROUP BY l.label
         """
     )
+    # Without it the claim check below scans every component for each one: quadratic.
+    db.execute("CREATE INDEX temp.resolve_components_old ON resolve_components(old_id, label)")
     # Two components can claim the same old id when a record's identifier changed and split a
     # person: the component with the smallest label keeps it, the other gets a new id.
     db.execute(
@@ -137,16 +218,58 @@ def _assign_person_ids(db: Database, run_id: int | None) -> dict[str, int]:
         """,
         [run_id, now],
     ).rowcount
+    db.execute("INSERT OR IGNORE INTO temp.resolve_dirty SELECT person_id FROM resolve_ids")
     db.execute(
         """
-        UPDATE customers SET person_id = (
-            SELECT i.person_id FROM resolve_labels l JOIN resolve_ids i ON i.label = l.label
-            WHERE l.rid = customers.rowid)
+        UPDATE customers SET person_id = x.person_id
+        FROM (SELECT l.rid, i.person_id FROM resolve_labels l
+              JOIN resolve_ids i ON i.label = l.label) AS x
+        WHERE customers.rowid = x.rid AND customers.person_id IS NOT x.person_id
         """
     )
     db.execute("DROP TABLE temp.resolve_components")
     db.execute("DROP TABLE temp.resolve_ids")
     return {"new": new, "merged": merged}
+
+
+_ORDER_PERSON = """(SELECT c.person_id FROM customers c
+    WHERE c.source = orders.source AND c.key = orders.customer_key)"""
+
+
+def _relink_orders(db: Database, full: bool) -> None:
+    """Give each order its customer record's person; the people an order left or joined are
+    dirty. Incrementally only the orders of re-labelled, changed or removed records, changed
+    orders and orders without a person are looked at."""
+    if full:
+        db.execute(f"UPDATE orders SET person_id = {_ORDER_PERSON} "
+                   f"WHERE person_id IS NOT {_ORDER_PERSON}")
+        return
+    db.execute(
+        """
+        CREATE TEMP TABLE resolve_orders AS
+        SELECT o.rowid AS oid FROM temp.resolve_labels AS l
+        JOIN customers AS c ON c.rowid = l.rid
+        JOIN orders AS o ON o.source = c.source AND o.customer_key = c.key
+        UNION
+        SELECT o.rowid FROM pending_changes AS p
+        JOIN orders AS o ON o.source = p.source AND o.customer_key = p.key
+        WHERE p.stream = 'customers'
+        UNION
+        SELECT o.rowid FROM pending_changes AS p
+        JOIN orders AS o ON o.source = p.source AND o.key = p.key
+        WHERE p.stream = 'orders'
+        UNION
+        SELECT rowid FROM orders WHERE person_id IS NULL
+        """
+    )
+    pick = "SELECT o.person_id FROM temp.resolve_orders AS r JOIN orders AS o ON o.rowid = r.oid"
+    db.execute(f"INSERT OR IGNORE INTO temp.resolve_dirty {pick}")
+    db.execute("INSERT OR IGNORE INTO temp.resolve_dirty SELECT person_id FROM pending_changes "
+               "WHERE stream = 'orders'")
+    db.execute(f"UPDATE orders SET person_id = {_ORDER_PERSON} "
+               f"WHERE rowid IN (SELECT oid FROM temp.resolve_orders) "
+               f"AND person_id IS NOT {_ORDER_PERSON}")
+    db.execute(f"INSERT OR IGNORE INTO temp.resolve_dirty {pick}")
 
 
 _OPT_OUT_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(OPT_OUT_STATES)) + ")"
@@ -182,10 +305,15 @@ def _consent(channel: str, part: str) -> str:
                ORDER BY {_consent_rank(channel)} LIMIT 1)"""
 
 
-def _rebuild_profiles(db: Database, run_id: int | None) -> None:
+def _rebuild_profiles(db: Database, run_id: int | None, full: bool) -> None:
+    """Recompute the profile of every person (``full``) or of the dirty ones, and drop the
+    people left without records."""
     profile_columns = ["email", "phone", "first_name", "last_name", "city", "region", "country",
                        "postal_code", "birth_date", "gender"]
     selects = ",\n".join(f"{_latest(col)} AS {col}" for col in profile_columns)
+    people = ("SELECT DISTINCT person_id FROM customers" if full else
+              "SELECT d.person_id FROM temp.resolve_dirty AS d WHERE EXISTS "
+              "(SELECT 1 FROM customers AS c WHERE c.person_id = d.person_id)")
     db.execute("DROP TABLE IF EXISTS temp.resolve_profiles")
     db.execute(
         f"""
@@ -211,10 +339,14 @@ def _rebuild_profiles(db: Database, run_id: int | None) -> None:
             (SELECT min(coalesce(c.created_at, (SELECT min(o.ordered_at) FROM orders o
                      WHERE o.source = c.source AND o.customer_key = c.key)))
              FROM customers c WHERE c.person_id = p.person_id) AS created_at
-        FROM (SELECT DISTINCT person_id FROM customers) p
+        FROM ({people}) p
         """
     )
-    db.execute("DELETE FROM people WHERE id NOT IN (SELECT person_id FROM resolve_profiles)")
+    if full:
+        db.execute("DELETE FROM people WHERE id NOT IN (SELECT person_id FROM resolve_profiles)")
+    else:
+        db.execute("DELETE FROM people WHERE id IN (SELECT person_id FROM temp.resolve_dirty) "
+                   "AND id NOT IN (SELECT person_id FROM resolve_profiles)")
     db.execute(
         """
         INSERT INTO people (id, email, phone, first_name, last_name, city, region, country,

@@ -45,12 +45,15 @@ def people_count(db: Database) -> int:
     return db.execute("SELECT count(*) FROM people").fetchone()[0]
 
 
-def rejected_rows(db: Database, limit: int) -> list[dict[str, Any]]:
-    """The first ``limit`` rejected rows, by source then import order."""
+def rejected_rows(db: Database, limit: int, source: str | None = None) -> list[dict[str, Any]]:
+    """The first ``limit`` rejected rows (of one ``source``, or all), by source then import
+    order."""
+    where, params = ("WHERE source = ? ", [source]) if source else ("", [])
     return [
         dict(zip(("source", "origin", "field", "reason"), row, strict=True))
         for row in db.execute(
-            "SELECT source, origin, field, reason FROM rejects ORDER BY source, rowid LIMIT ?",
-            [limit],
+            f"SELECT source, origin, field, reason FROM rejects {where}"
+            "ORDER BY source, rowid LIMIT ?",
+            [*params, limit],
         )
     ]

@@ -364,9 +364,9 @@ class StoreWriter:
             f"VALUES ({', '.join('?' for _ in columns)}) "
             f"ON CONFLICT({', '.join(pk)}) DO UPDATE SET {updates}{where}"
         )
-        before = self.db.conn.total_changes
-        self.db.conn.executemany(sql, map(operator.itemgetter(*columns), rows))
-        return self.db.conn.total_changes - before
+        # rowcount, not total_changes: the store's triggers log changed rows (m005), and
+        # their writes are not the records'.
+        return self.db.conn.executemany(sql, map(operator.itemgetter(*columns), rows)).rowcount
 
     def _flush_customers(self) -> None:
         if not self._customers:

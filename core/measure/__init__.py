@@ -12,13 +12,17 @@ In: ``people``, ``orders``, ``order_lines`` (written by :mod:`segsync.core.inges
 * :mod:`.btyd` fits BG/NBD and Gamma-Gamma (pure numpy/scipy); :mod:`.predict` summarises the
   store for them and writes P(alive), expected purchases and CLV;
 * :mod:`.days` is the calendar arithmetic shared with the segment language.
+* :mod:`.refresh` brings the table to a new as-of incrementally: only people whose records
+  changed or whose as-of boundaries came are rebuilt, then one global pass.
 
-Start reading at :func:`.features.compute_features`; the runner calls it, then
-:func:`.predict.write_predictions`, then :func:`.scores.add_scores`.
+Start reading at :func:`.features.compute_features`; a full build runs it, then
+:func:`.predict.write_predictions`, then :func:`.scores.add_scores`; the runner calls
+:func:`.refresh.refresh_features`, which does a full build or an incremental one.
 """
 
 from .attributes import ATTRIBUTES, BY_NAME, CONSENT_ENUM, CUSTOM_PREFIX, Attribute, AttrType
 from .days import shift_date
 from .features import compute_features
 from .predict import coverage_lines, describe_gap, fit_from_store, write_predictions
+from .refresh import GLOBAL_COLUMNS, refresh_features, segments_done
 from .scores import add_scores

@@ -18,7 +18,6 @@ from sqlite_utils import Database
 
 from .. import __version__
 from ..settings import Settings
-from . import charts
 from .data import report_data
 
 _TEMPLATE = """<!doctype html>
@@ -134,6 +133,10 @@ def _params(model: dict[str, Any] | None) -> str:
 
 def build_report(db: Database, settings: Settings, as_of: dt.date) -> str:
     """The report page for the store as of ``as_of``, as one HTML string."""
+    # Imported here: matplotlib takes a few tenths of a second to load, which every other
+    # command (they all import this package through the CLI) would otherwise pay.
+    from . import charts
+
     d = report_data(db, settings, as_of)
     for s in d["segments"]:
         s["spark"] = charts.sparkline(s["history"], s["name"]) if s["history"] else ""

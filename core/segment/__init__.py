@@ -14,6 +14,7 @@ Start reading at :func:`.membership.materialise`.
 """
 
 from .compiler import compile_query
+from .describe import describe_segment, people_with_key, why_member
 from .membership import (
     CompiledSegment,
     compile_segment,

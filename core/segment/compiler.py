@@ -93,6 +93,14 @@ def compile_query(query: tree.Query | str, as_of: dt.date) -> tuple[str, dict[st
     return compiler.expr(query.expr), compiler.params
 
 
+def compile_condition(query: tree.Query, node: tree.Expr,
+                      as_of: dt.date) -> tuple[str, dict[str, Any]]:
+    """Compile one node of ``query`` on its own, so each condition can be checked for a person
+    (``segsync segments why``) with exactly the SQL the whole segment uses."""
+    compiler = _Compiler(query, as_of)
+    return compiler.expr(node), compiler.params
+
+
 def _not(condition: str) -> str:
     # coalesce keeps NOT two-valued: a NULL (unknown) condition counts as false, so NOT is true.
     return f"NOT coalesce({condition}, 0)"

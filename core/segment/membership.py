@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from typing import Any, Literal
 from sqlite_utils import Database
 
 from ..errors import ConfigError, QueryError
-from ..measure import BY_NAME
+from ..measure import BY_NAME, GLOBAL_COLUMNS
 from ..settings import SegmentSettings
 from ..store import utcnow
 from .compiler import compile_query
@@ -72,6 +73,8 @@ class CompiledSegment:
     where: str | None
     params: dict[str, Any]
     definition_hash: str
+    #: The query in the segment language (a template expanded); None for SQL segments.
+    text: str | None = None
 
 
 def compile_segment(
@@ -105,7 +108,7 @@ def compile_segment(
     # The canonical query ignores layout and keyword case; the SQL text holds no dates (they are
     # parameters), so the hash is as-of independent yet changes when compilation does.
     digest = _hash({"kind": kind, **definition, "query": query.canonical, "sql": sql})
-    return CompiledSegment(name, kind, sql, where, params, digest)
+    return CompiledSegment(name, kind, sql, where, params, digest, text)
 
 
 def _hash(definition: dict[str, Any]) -> str:
@@ -131,28 +134,39 @@ def materialise(
     as_of: dt.date,
     run_id: int | None = None,
     templates: TemplateRegistry | None = None,
+    *,
+    changed: str | None = None,
 ) -> dict[str, int]:
-    """Recompute every segment's members as of ``as_of``; return each segment's size.
+    """Bring every segment's members up to date as of ``as_of``; return each segment's size.
 
     Everything is compiled before anything is written, so a bad definition changes nothing.
-    Then, in one transaction, each segment's members are replaced and its ``segments`` row
+    Then, in one transaction, each segment's members are updated and its ``segments`` row
     upserted, and the rows of segments no longer configured are deleted. SQL segments read the
-    last committed state of the store (their connection is separate).
+    last committed state of the store (their connection is separate) and are replaced whole.
+
+    ``changed`` names a table of the people whose feature rows were rebuilt since the last
+    materialisation (an incremental refresh; None when every row may have changed). A query
+    segment whose definition and bound values are unchanged and that reads no column the
+    refresh's global pass rewrites is then updated for those people alone; any other is
+    evaluated over everyone and only the difference written.
     """
     compiled = [compile_segment(name, seg, as_of, templates) for name, seg in segments.items()]
     computed_at = utcnow()
     sizes: dict[str, int] = {}
+    known = dict(db.execute("SELECT name, definition_hash FROM segments").fetchall())
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [_BINDINGS_KEY]).fetchone()
+    bound = json.loads(row[0]) if row else {}
     with db.atomic():
         for seg in compiled:
-            db.execute("DELETE FROM segment_members WHERE segment = ?", [seg.name])
             if seg.where is None:
+                db.execute("DELETE FROM segment_members WHERE segment = ?", [seg.name])
                 sizes[seg.name] = _insert_sql_members(db, seg)
+            elif (changed is not None and known.get(seg.name) == seg.definition_hash
+                  and bound.get(seg.name) == _bindings(seg)
+                  and not GLOBAL_COLUMNS & set(_COLUMN.findall(seg.where))):
+                sizes[seg.name] = _update_members(db, seg, changed)
             else:
-                sizes[seg.name] = db.execute(
-                    "INSERT INTO segment_members(segment, person_id) "
-                    f"SELECT :segment, pf.person_id FROM person_features pf WHERE {seg.where}",
-                    {**seg.params, "segment": seg.name},
-                ).rowcount
+                sizes[seg.name] = _replace_members(db, seg)
             db.execute(
                 """
                 INSERT INTO segments(name, definition_hash, run_id, as_of, size, computed_at)
@@ -174,7 +188,53 @@ def materialise(
                    "(SELECT value FROM json_each(?))", [names])
         db.execute("DELETE FROM segments WHERE name NOT IN (SELECT value FROM json_each(?))",
                    [names])
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                   [_BINDINGS_KEY, json.dumps({seg.name: _bindings(seg) for seg in compiled})])
     return sizes
+
+
+#: ``meta`` key of each segment's bound values at its last materialisation.
+_BINDINGS_KEY = "segment_bindings"
+
+#: A catalog column read by a compiled condition.
+_COLUMN = re.compile(r"\bpf\.(\w+)")
+
+
+def _bindings(seg: CompiledSegment) -> str:
+    """The values bound into a query segment's SQL: relative dates move with the as-of date."""
+    return _hash({"where": seg.where, "params": seg.params})
+
+
+def _update_members(db: Database, seg: CompiledSegment, changed: str) -> int:
+    """Re-evaluate the segment for the people in ``changed`` only."""
+    db.execute(f"DELETE FROM segment_members WHERE segment = ? AND person_id IN "
+               f"(SELECT person_id FROM {changed})", [seg.name])
+    db.execute(
+        "INSERT INTO segment_members(segment, person_id) SELECT :segment, pf.person_id "
+        f"FROM {changed} AS c JOIN person_features pf ON pf.person_id = c.person_id "
+        f"WHERE {seg.where}",
+        {**seg.params, "segment": seg.name},
+    )
+    return db.execute("SELECT count(*) FROM segment_members WHERE segment = ?",
+                      [seg.name]).fetchone()[0]
+
+
+def _replace_members(db: Database, seg: CompiledSegment) -> int:
+    """Evaluate the segment over everyone and write only the members who came or went."""
+    db.execute("DROP TABLE IF EXISTS temp._seg_members")
+    db.execute("CREATE TEMP TABLE _seg_members (person_id INTEGER PRIMARY KEY)")
+    try:
+        size = db.execute(
+            "INSERT INTO temp._seg_members "
+            f"SELECT pf.person_id FROM person_features pf WHERE {seg.where}", seg.params,
+        ).rowcount
+        db.execute("DELETE FROM segment_members WHERE segment = ? AND person_id NOT IN "
+                   "(SELECT person_id FROM temp._seg_members)", [seg.name])
+        db.execute("INSERT OR IGNORE INTO segment_members(segment, person_id) "
+                   "SELECT ?, person_id FROM temp._seg_members", [seg.name])
+    finally:
+        db.execute("DROP TABLE temp._seg_members")
+    return size
 
 
 def _insert_sql_members(db: Database, seg: CompiledSegment) -> int:

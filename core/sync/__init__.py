@@ -20,7 +20,7 @@ key), ``sync_journal`` (batches in flight), ``sync_log`` (every row's outcome),
 """
 
 from .forget import Forgotten, forget
-from .gate import OPTED_OUT
+from .gate import OPTED_OUT, gate_reasons
 from .plan import Plan, PlannedChange, plan_sync
-from .push import SyncResult, push, sync_log_rows
+from .push import SyncResult, push, sync_log_count, sync_log_rows, sync_logged
 from .reconcile import reconcile

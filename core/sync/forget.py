@@ -111,6 +111,10 @@ def _erase(db: Database, value: str, result: Forgotten) -> None:
         f"DELETE FROM orders WHERE person_id IN ({people})").rowcount
     result.customers = db.execute(
         f"DELETE FROM customers WHERE person_id IN ({people})").rowcount
+    # The change log (m005) keeps a removed record's identifiers for the next resolution; an
+    # erased person's go (their links and rows are deleted here), their id stays dirty.
+    db.execute(f"DELETE FROM pending_changes WHERE person_id IN ({people})")
+    db.execute(f"INSERT OR IGNORE INTO dirty_people {people}")
     for table, column in (("people", "id"), ("identity_links", "person_id"),
                           ("segment_members", "person_id")):
         db.execute(f"DELETE FROM {table} WHERE {column} IN ({people})")

@@ -10,6 +10,7 @@ the sync's policy, and among several people sharing a key an opt-out by any one 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 
 from sqlite_utils import Database
@@ -21,6 +22,9 @@ from ..settings import SyncSettings
 
 #: Consent states that mean "never send", whatever the sync's policy.
 OPTED_OUT = ("UNSUBSCRIBED", "INVALID", "REDACTED")
+#: Why a segment member is held out, in the marketer's words: the stable machine keys of the
+#: consent summary (``segsync plan --json``: ``consent``), in the order they are checked.
+HELD_OUT = ("no_address", "unsubscribed", "not_opted_in", "duplicate")
 #: The ``person_features`` consent column for each identity kind (email or SMS channel).
 CONSENT_COLUMN = {"email": "email_subscription_status", "phone": "sms_subscription_status"}
 # The consent gate per policy, as SQL over the column ``consent``; opt-outs are excluded before
@@ -134,7 +138,12 @@ def build_desired(
             WHEN reason IS NOT NULL THEN reason
             WHEN veto THEN 'another person with this ' || :identity || ' opted out'
             WHEN rn > 1 THEN 'duplicate ' || :identity || ' (another member is sent)'
-        END AS reason
+        END AS reason, CASE
+            WHEN key IS NULL THEN 'no_address'
+            WHEN opted_out OR veto THEN 'unsubscribed'
+            WHEN reason IS NOT NULL THEN 'not_opted_in'
+            WHEN rn > 1 THEN 'duplicate'
+        END AS held_out
         FROM ranked
         """,
         {"segment": sync.segment, "identity": identity, "policy": sync.consent, **field_params},
@@ -150,3 +159,23 @@ def build_desired(
         f"segsync_sha256(coalesce(consent, '') || char(31) || payload) "
         f"FROM {t}_people WHERE reason IS NULL"
     )
+
+
+_checks = itertools.count(1)
+
+
+def gate_reasons(db: Database, sync: SyncSettings, identity: str,
+                 person_ids: list[int]) -> dict[int, str | None]:
+    """Why each of ``person_ids`` (members of the sync's segment) would be held out of
+    ``sync``, or None when they would be sent: the very gate a plan applies, for a few people
+    (``segsync segments why``). People not in the segment are absent from the answer."""
+    table = f"segsync_gate_{next(_checks)}"
+    build_desired(db, table, sync, identity, "json_object()", {})
+    try:
+        marks = ", ".join("?" * len(person_ids))
+        return dict(db.execute(
+            f"SELECT person_id, reason FROM {table}_people WHERE person_id IN ({marks})",
+            person_ids).fetchall())
+    finally:
+        db.execute(f"DROP TABLE temp.{table}_people")
+        db.execute(f"DROP TABLE temp.{table}_desired")

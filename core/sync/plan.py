@@ -36,7 +36,7 @@ from ..connector import Capabilities, Change, Destination
 from ..errors import SegsyncError
 from ..settings import SyncSettings
 from .diff import REDIFF_REASON, diff_against_baseline, hold_removals, previous_target
-from .gate import CONSENT_COLUMN, build_desired, feature_columns, payload_sql
+from .gate import CONSENT_COLUMN, HELD_OUT, build_desired, feature_columns, payload_sql
 from .target import config_hash, target_name
 
 _plan_ids = itertools.count(1)
@@ -84,6 +84,8 @@ class Plan:
     #: Adds re-sent because their baseline row was acknowledged under another config.
     rediff: int = 0
     invalid_reasons: dict[str, int] = field(default_factory=dict)
+    #: Members by consent outcome: ``eligible`` (sent) and each of :data:`.gate.HELD_OUT`.
+    consent: dict[str, int] = field(default_factory=dict)
     held_reason: str | None = None
     #: ``destination:target`` the baseline belonged to, when the target changed.
     previous_target: str | None = None
@@ -111,6 +113,7 @@ class Plan:
             "unchanged": self.unchanged,
             "invalid": self.invalid,
             "invalid_reasons": dict(self.invalid_reasons),
+            "consent": dict(self.consent),
             "released": self.released,
             "previous_target": self.previous_target,
             "rediff": self.rediff,
@@ -280,4 +283,8 @@ def _count(db: Database, plan: Plan) -> None:
         ).fetchall()
     }
     plan.invalid = sum(plan.invalid_reasons.values())
+    held_out = dict(db.execute(
+        f"SELECT coalesce(held_out, 'eligible'), count(*) FROM {t}_people GROUP BY 1"
+    ).fetchall())
+    plan.consent = {k: held_out.get(k, 0) for k in ("eligible", *HELD_OUT)}
 

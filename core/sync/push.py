@@ -454,6 +454,15 @@ def _deliver(
         recorder.not_sent(last_seq, result.error)
 
 
+def _log_filter(run_id, sync, key, outcome) -> tuple[str, list[Any]]:
+    where, params = [], []
+    for column, value in (("run_id", run_id), ("sync", sync), ("key", key), ("outcome", outcome)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
 def sync_log_rows(
     db: Database,
     run_id: int | None = None,
@@ -463,14 +472,8 @@ def sync_log_rows(
     limit: int | None = 100,
 ) -> list[dict[str, Any]]:
     """Row-level history for ``segsync log``, newest first, filtered by any of the arguments."""
-    where, params = [], []
-    for column, value in (("run_id", run_id), ("sync", sync), ("key", key), ("outcome", outcome)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    sql = "SELECT run_id, sync, key, op, outcome, reason, at FROM sync_log"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+    where, params = _log_filter(run_id, sync, key, outcome)
+    sql = "SELECT run_id, sync, key, op, outcome, reason, at FROM sync_log" + where
     sql += " ORDER BY rowid DESC"
     if limit is not None:
         sql += " LIMIT ?"
@@ -478,3 +481,16 @@ def sync_log_rows(
     cursor = db.execute(sql, params)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def sync_log_count(db: Database, run_id: int | None = None, sync: str | None = None,
+                   key: str | None = None, outcome: str | None = None) -> int:
+    """How many log rows match the filters of :func:`sync_log_rows`, before any limit."""
+    where, params = _log_filter(run_id, sync, key, outcome)
+    return db.execute("SELECT count(*) FROM sync_log" + where, params).fetchone()[0]
+
+
+def sync_logged(db: Database, sync: str) -> bool:
+    """Whether the log holds rows for ``sync``, which may since have left the config."""
+    row = db.execute("SELECT 1 FROM sync_log WHERE sync = ? LIMIT 1", [sync]).fetchone()
+    return row is not None

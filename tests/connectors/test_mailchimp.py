@@ -160,6 +160,69 @@ def test_new_contacts_get_their_consent_and_existing_ones_keep_their_status(fake
     assert not any(method in ("PUT", "PATCH") for method, _r, _b in fake.recorded)
 
 
+@pytest.mark.parametrize("state, seed", [
+    ("unsubscribed", {"status": "unsubscribed", "unsubscribe_source": "admin"}),
+    ("unsubscribed", {"status": "unsubscribed", "unsubscribe_source": "self"}),
+    ("cleaned", {"status": "cleaned"}),
+    ("archived", {"status": "subscribed", "archived": True}),
+])
+def test_a_refused_contact_is_never_sent_so_never_tagged(fake, state, seed):
+    """Batch subscribe tags existing contacts whatever their status (the fake does too), so a
+    contact Mailchimp holds as refused must not be in any batch subscribe at all."""
+    address = "refused@customers.shop"
+    fake.seed(address, merge_fields={"FNAME": "Before"}, **seed)
+    destination = make(fake)
+    target = destination.ensure_target(TAG, {})
+    outcomes = by_key(destination.apply(target, [
+        add(address, FNAME="After"), add("fine@customers.shop"),
+        Change(address, "update", fields={"FNAME": "After"}, consent="SUBSCRIBED"),
+    ]))
+    assert outcomes[address][0] == "rejected" and state in outcomes[address][1]
+    assert outcomes["fine@customers.shop"] == ("ok", None)
+    assert address not in {m["email_address"] for m in sent_members(fake)}
+    assert fake.tag_emails(TAG) == {"fine@customers.shop"}
+    member = fake.member(address)
+    assert (member.status, member.merge_fields) == (
+        "archived" if state == "archived" else state, {"FNAME": "Before"})
+    # One read per refused status, each a page of addresses only.
+    assert fake.calls["GET /lists/{list_id}/members"] == 3
+
+
+def test_refused_contacts_are_read_a_thousand_addresses_at_a_time(fake):
+    unsubscribed = [f"u{i}@customers.shop" for i in range(1500)]
+    for address in unsubscribed:
+        fake.seed(address, "unsubscribed")
+    destination = make(fake)
+    target = destination.ensure_target(TAG, {})
+    outcomes = by_key(destination.apply(target, [add(unsubscribed[-1]), add("a@customers.shop")]))
+    assert [outcomes[k][0] for k in (unsubscribed[-1], "a@customers.shop")] == [
+        "rejected", "ok"]
+    # Two pages of unsubscribed contacts, one each of cleaned and archived ones.
+    assert fake.calls["GET /lists/{list_id}/members"] == 4
+    assert fake.tag_emails(TAG) == {"a@customers.shop"}
+
+
+def test_a_contact_who_unsubscribes_after_the_read_is_untagged_in_the_same_apply(fake):
+    destination = make(fake)
+    target = destination.ensure_target(TAG, {})
+    destination.apply(target, [add("early@customers.shop")])  # the run's statuses are read
+    fake.seed("late@customers.shop", "unsubscribed")  # … and then someone unsubscribes
+    writes = fake.write_calls
+    outcomes = by_key(destination.apply(target, [add("late@customers.shop"),
+                                                 add("b@customers.shop")]))
+    assert outcomes["late@customers.shop"] == (
+        "rejected", "unsubscribed in Mailchimp: segsync never resubscribes a contact")
+    assert outcomes["b@customers.shop"] == ("ok", None)
+    assert fake.member("late@customers.shop").status == "unsubscribed"
+    assert fake.tag_emails(TAG) == {"early@customers.shop", "b@customers.shop"}
+    assert fake.write_calls - writes == 2  # the batch subscribe, then the untagging
+    assert fake.calls["GET /lists/{list_id}/members"] == 3  # read once for the run
+    destination.ensure_target(TAG, {})  # the next sync reads them afresh
+    destination.apply(target, [add("late@customers.shop")])
+    assert fake.calls["GET /lists/{list_id}/members"] == 6
+    assert fake.write_calls - writes == 2
+
+
 def test_non_subscribed_contacts_can_be_created_as_transactional(fake):
     destination = make(fake)
     target = destination.ensure_target(TAG, {"non_subscribed": "transactional"})
@@ -180,7 +243,8 @@ def test_merge_tags_are_upper_case_and_nulls_are_not_sent(fake):
     assert by_key(destination.apply(target, [change])) == {"ada@customers.shop": ("ok", None)}
     assert fake.member("ada@customers.shop").merge_fields == {"FNAME": "Ada", "LNAME": "King"}
     assert sent_members(fake)[-1]["merge_fields"] == {"LNAME": "King"}
-    # An update changes fields only: no membership call.
+    # An update changes fields only: no tags, no membership call.
+    assert "tags" not in sent_members(fake)[-1]
     assert fake.calls["POST /lists/{list_id}/segments/{segment_id}"] == 0
 
 
@@ -247,14 +311,28 @@ def test_membership_is_written_500_contacts_per_call_by_default(fake):
     keys = [f"p{i}@customers.shop" for i in range(13)]
     assert {s for s, _ in by_key(destination.apply(target, [add(k) for k in keys])).values()} \
         == {"ok"}
-    # The tag, one batch subscribe, one segment batch; never the per-contact tags endpoint.
-    assert fake.write_calls == 3
+    # The tag, then one batch subscribe that creates the contacts and tags them; never the
+    # per-contact tags endpoint, and no segment batch for joins.
+    assert fake.write_calls == 2
     assert fake.calls["POST /lists/{list_id}/members/{member}/tags"] == 0
+    assert fake.calls["POST /lists/{list_id}/segments/{segment_id}"] == 0
+    assert {m["email_address"]: m["tags"] for m in sent_members(fake)} == {
+        k: [TAG] for k in keys}
     assert fake.tag_emails(TAG) == set(keys)
     removals = [Change(k, "remove") for k in keys[:5]]
     assert {s for s, _ in by_key(destination.apply(target, removals)).values()} == {"ok"}
-    assert fake.write_calls == 4  # five removals, one call
+    assert fake.write_calls == 3  # five removals, one call
     assert fake.tag_emails(TAG) == set(keys[5:])
+
+
+def test_the_tag_is_sent_as_mailchimp_spells_it(fake):
+    fake.create_tag("winBACK")
+    destination = make(fake)
+    target = destination.ensure_target(TAG, {})
+    destination.apply(target, [add("a@customers.shop")])
+    assert sent_members(fake)[-1]["tags"] == ["winBACK"]
+    assert [s.name for s in fake.tags_named(TAG)] == ["winBACK"]
+    assert fake.tag_emails(TAG) == {"a@customers.shop"}
 
 
 def test_mode_tag_from_an_older_config_still_runs_batched_with_a_warning(fake, caplog):
@@ -264,7 +342,7 @@ def test_mode_tag_from_an_older_config_still_runs_batched_with_a_warning(fake, c
     assert 'options.mode = "tag" is no longer needed' in caplog.text
     destination.apply(target, [add("a@customers.shop"), add("b@customers.shop")])
     assert fake.calls["POST /lists/{list_id}/members/{member}/tags"] == 0
-    assert fake.calls["POST /lists/{list_id}/segments/{segment_id}"] == 1
+    assert fake.calls["POST /lists/{list_id}"] == 1
     assert fake.tag_emails(TAG) == {"a@customers.shop", "b@customers.shop"}
 
 

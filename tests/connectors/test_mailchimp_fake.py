@@ -105,6 +105,33 @@ def test_batch_subscribe_limits_duplicates_and_per_member_errors(fake, http):
     assert updated["updated_members"][0]["status"] == "unsubscribed"
 
 
+def test_batch_subscribe_tags_new_and_existing_contacts_whatever_their_status(fake, http):
+    fake.seed("sub@customers.shop", tags=("Old",))
+    fake.seed("unsub@customers.shop", "unsubscribed")
+    fake.seed("gone@customers.shop", archived=True)
+    members = [{"email_address": e, "status_if_new": "subscribed", "tags": ["VIP"]}
+               for e in ("new@customers.shop", "sub@customers.shop", "unsub@customers.shop",
+                         "gone@customers.shop")]
+    answer = http.post(LIST, json={"members": members, "update_existing": True}).json()
+    assert answer["error_count"] == 0
+    assert fake.tag_emails("vip") == {m["email_address"] for m in members}
+    assert fake.tag_emails("Old") == {"sub@customers.shop"}  # other tags stay …
+    assert fake.member("unsub@customers.shop").status == "unsubscribed"
+    assert fake.member("gone@customers.shop").status == "archived"
+    http.post(LIST, json={"update_existing": True, "sync_tags": True, "members": [
+        {"email_address": "sub@customers.shop", "tags": ["New"]}]})
+    assert fake.tag_emails("Old") == set()  # … unless sync_tags replaces them
+    assert fake.tag_emails("New") == {"sub@customers.shop"}
+    for bad in ({"members": [], "surprise": 1},
+                {"members": [{"email_address": "x@customers.shop", "status_if_new":
+                              "subscribed", "tag": ["VIP"]}]},
+                {"members": [{"email_address": "x@customers.shop", "status_if_new":
+                              "subscribed", "tags": [{"name": "VIP"}]}]}):
+        refused = http.post(LIST, json=bad)
+        assert refused.status_code == 400 and refused.json()["title"] == "Invalid Resource"
+    assert fake.member("x@customers.shop") is None
+
+
 def test_tags_and_segment_batches(fake, http):
     fake.seed("a@customers.shop")
     fake.seed("b@customers.shop")

@@ -24,7 +24,12 @@ What it models (reference/destinations.md §1 and §5), and how strictly:
   ``skip_merge_validation``) are 400 with ``errors[]``. A null merge value blanks the field,
   so a client that sends nulls is caught.
 * Batch subscribe (``POST /lists/{id}``): ≤ 500 members (400 above), ``update_existing``,
-  ``skip_duplicate_check``, per-member refusals in ``errors[]`` with ``error_code``.
+  ``skip_duplicate_check``, per-member refusals in ``errors[]`` with ``error_code``; unknown
+  body or member fields are a 400. A member's ``tags`` (names) are created when missing and
+  put on the contact whether it is new or existing, **whatever its status** (unsubscribed
+  and archived too; a cleaned one refuses the whole upsert), as Mailchimp does since 2022;
+  ``sync_tags`` (with
+  ``update_existing``) first takes every other tag off the contact.
 * Tags are static segments. Creating one is **not** idempotent: a second create with the same
   name makes a second tag (Mailchimp's own behaviour is unverified; the fake takes the
   harsher one so a client that creates twice is caught). Tags POST matches names
@@ -61,6 +66,12 @@ from fakes.server import LoopbackServer, QuietHandler
 API_KEY = "0123456789abcdef0123456789abcdef-us19"
 LIST_ID = "a1b2c3d4e5"
 LIST_NAME = "Marginalia Customers"
+#: What batch subscribe accepts, in the body and in each member; anything else is a 400.
+BATCH_FIELDS = frozenset({"members", "update_existing", "sync_tags"})
+MEMBER_FIELDS = frozenset({
+    "email_address", "email_type", "status", "status_if_new", "merge_fields", "interests",
+    "language", "vip", "location", "ip_signup", "timestamp_signup", "ip_opt", "timestamp_opt",
+    "tags"})
 SETTABLE = frozenset({"subscribed", "unsubscribed", "cleaned", "pending", "transactional"})
 LIMIT = 500
 ERRORS_DOC = "https://mailchimp.com/developer/marketing/docs/errors/"
@@ -537,7 +548,20 @@ class FakeMailchimp:
         if len(members) > LIMIT:
             raise Problem(400, "Invalid Resource", f"You may add or update at most {LIMIT} "
                           f"members per call; {len(members)} were sent.")
+        unknown = sorted(set(body) - BATCH_FIELDS) + sorted(
+            {f"members.{k}" for item in members if isinstance(item, dict)
+             for k in item if k not in MEMBER_FIELDS})
+        bad_tags = [item for item in members if isinstance(item, dict) and "tags" in item and (
+            not isinstance(item["tags"], list)
+            or not all(isinstance(t, str) and t.strip() for t in item["tags"]))]
+        if unknown or bad_tags:
+            raise Problem(400, "Invalid Resource", "The resource submitted could not be "
+                          "validated.",
+                          [{"field": f, "message": "unknown field"} for f in unknown]
+                          + [{"field": "members.tags", "message": "a list of tag names"}
+                             for _ in bad_tags[:1]])
         update_existing = bool(body.get("update_existing", False))
+        sync_tags = bool(body.get("sync_tags", False)) and update_existing
         skip_duplicates = query.get("skip_duplicate_check") == "true"
         skip_merge = query.get("skip_merge_validation") == "true"
         new, updated, errors, seen = [], [], [], set()
@@ -562,6 +586,16 @@ class FakeMailchimp:
                     "field": first.get("field", ""), "field_message": first.get("message", ""),
                 })
                 continue
+            if sync_tags:
+                for segment in audience.segments.values():
+                    if segment.type == "static":
+                        segment.members.discard(h)
+            # Tags go on new and existing members alike, whatever their status (Mailchimp's
+            # release note of 2022-01-24), creating a tag that does not exist yet.
+            for name in item.get("tags") or []:
+                tag = self._tag_named(audience, name, create=True)
+                assert tag is not None
+                tag.members.add(h)
             (new if created else updated).append(self._member_json(audience, h))
         return 200, {"new_members": new, "updated_members": updated, "errors": errors,
                      "total_created": len(new), "total_updated": len(updated),
