@@ -152,3 +152,14 @@ def test_readme_documents_the_consent_keys_and_shows_the_demos_real_summary(demo
     rejected = [line for line in ran.stdout.splitlines() if line.startswith("REJECTED:")]
     assert rejected[0].replace("segsync status", "segsync --config config.example.toml status") \
         in readme
+
+
+def test_log_still_answers_for_a_sync_removed_from_the_config_after_it_ran(demo, cli):
+    assert cli("run").code == 0
+    config = demo / "segsync.toml"
+    text = config.read_text()
+    start = text.index("[syncs.vip_list]")
+    config.write_text(text[:start] + text[text.index("[syncs.new_customer_welcome]"):])
+    result = cli("log", "--sync", "vip_list", "--json")
+    assert result.code == 0, result.stderr
+    assert {r["sync"] for r in json.loads(result.stdout)} == {"vip_list"}
