@@ -16,15 +16,22 @@ For each allowed concurrency a fresh store and destination go through three runs
 3. ``leave``: ``--leave`` of the members (1% by default) leave, so each is one remove.
 
 Write calls are ``SyncResult.write_calls`` (checked against the destination's own count).
-Wall time is that of ``push`` alone (planning is printed separately). The ideal is §5's
-``calls × latency ÷ concurrency``; when the calls do not divide evenly over the workers that
-figure cannot be reached (one call cannot be shared by four workers), so the ratio is held
-against the floor ``ceil(calls ÷ concurrency) × latency``, which equals it otherwise.
+Wall time is that of ``push`` alone (planning is printed separately); ``cpu s`` is the CPU
+time of the calling thread during it, which is what the push itself costs whatever the load.
+The ideal is §5's ``calls × latency ÷ concurrency``; when the calls do not divide evenly over
+the workers that figure cannot be reached (one call cannot be shared by four workers), so the
+ratio is held against the floor ``ceil(calls ÷ concurrency) × latency``, which equals it otherwise.
+
+Each cell (latency × concurrency) first times the bare floor on this machine: the same number of
+calls, each only sleeping ``latency``, through a plain thread pool of that concurrency, with no
+store and no engine. It is printed beside the push (``bare s``) to show how much of any excess is
+the machine (thread wake-ups on a loaded host) rather than segsync; the ratio is held against
+the computed floor, the stricter figure.
 
 Usage::
 
-    /work/venv/bin/python bench/bench_push.py
-    /work/venv/bin/python bench/bench_push.py --people 50000 --latency 0.1 --batch 500 \\
+    python bench/bench_push.py
+    python bench/bench_push.py --people 50000 --latency 0.05 0.1 --batch 500 \\
         --concurrency 1 4 10
 """
 
@@ -34,6 +41,7 @@ import argparse
 import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from segsync.core.settings import SyncSettings
@@ -46,6 +54,7 @@ WALL_TARGET = 1.3
 
 @dataclass
 class Row:
+    latency: float
     scenario: str
     concurrency: int
     changes: int
@@ -54,8 +63,10 @@ class Row:
     max_in_flight: int
     plan_s: float
     push_s: float
+    cpu_s: float
     ideal_s: float
     floor_s: float
+    bare_s: float
     ok_calls: bool
     ok_wall: bool
 
@@ -66,6 +77,17 @@ class Row:
     @property
     def wall_ratio(self) -> float | None:
         return self.push_s / self.floor_s if self.floor_s else None
+
+
+def bare_floor(calls: int, concurrency: int, latency: float) -> float:
+    """Wall time of ``calls`` sleeps of ``latency`` through a pool of ``concurrency`` threads."""
+    if not calls:
+        return 0.0
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for _ in pool.map(time.sleep, [latency] * calls):
+            pass
+    return time.perf_counter() - t0
 
 
 def build(people: int, batch: int, concurrency: int, latency: float) -> SyncHarness:
@@ -94,9 +116,12 @@ def measure(harness: SyncHarness, scenario: str, latency: float, batch: int) -> 
     harness.run_id += 1
     t0 = time.perf_counter()
     with harness.plan() as plan:
-        t1 = time.perf_counter()
+        planned = time.perf_counter() - t0
+        # Floor first: the bare calls this push will make, timed before it on the same machine.
+        bare = bare_floor(math.ceil(plan.to_send / batch), caps.max_concurrency, latency)
+        t1, c1 = time.perf_counter(), time.thread_time()
         result = push(harness.db, plan, dest, harness.run_id, retry=harness.retry)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.thread_time()
     if result.status != "ok":
         raise SystemExit(f"{scenario}: push ended {result.status}: {result.error}")
     calls = result.write_calls
@@ -112,16 +137,19 @@ def measure(harness: SyncHarness, scenario: str, latency: float, batch: int) -> 
     ok_calls = calls == 0 if minimum == 0 else calls <= CALLS_TARGET * minimum
     ok_wall = floor == 0 or push_s <= WALL_TARGET * floor
     row = Row(
+        latency,
         scenario,
         conc,
         changes,
         calls,
         minimum,
         dest.max_in_flight,
-        t1 - t0,
+        planned,
         push_s,
+        c2 - c1,
         ideal,
         floor,
+        bare,
         ok_calls,
         ok_wall,
     )
@@ -135,7 +163,13 @@ def fmt_ratio(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=50_000, help="segment size (adds)")
-    parser.add_argument("--latency", type=float, default=0.1, help="seconds per apply call")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        nargs="+",
+        default=[0.05, 0.1],
+        help="seconds per apply call; each latency is run with every concurrency",
+    )
     parser.add_argument("--batch", type=int, default=500, help="destination max_batch")
     parser.add_argument(
         "--concurrency",
@@ -150,33 +184,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(
-        f"people={args.people} latency={args.latency}s batch={args.batch} "
+        f"people={args.people} latency={args.latency} s batch={args.batch} "
         f"concurrency={args.concurrency} leave={args.leave:.1%}"
     )
     header = (
-        f"{'scenario':<8} {'conc':>4} {'changes':>8} {'calls':>6} {'min':>5} "
-        f"{'ratio':>6} {'inflt':>5} {'plan s':>7} {'push s':>7} {'ideal s':>8} "
-        f"{'floor s':>8} {'ratio':>6}  ok"
+        f"{'latency':>7} {'scenario':<8} {'conc':>4} {'changes':>8} {'calls':>6} {'min':>5} "
+        f"{'ratio':>6} {'inflt':>5} {'plan s':>7} {'push s':>7} {'cpu s':>6} {'ideal s':>8} "
+        f"{'bare s':>7} {'floor s':>8} {'ratio':>6}  ok"
     )
     print(header)
     print("-" * len(header))
     rows: list[Row] = []
-    for conc in args.concurrency:
-        harness = build(args.people, args.batch, conc, args.latency)
+    cells = [(latency, conc) for latency in args.latency for conc in args.concurrency]
+    for latency, conc in cells:
+        harness = build(args.people, args.batch, conc, latency)
         leaving = list(range(1, max(1, round(args.people * args.leave)) + 1))
         for scenario in ("full", "quiet", "leave"):
             if scenario == "full":
                 harness.join(*range(1, args.people + 1))
             elif scenario == "leave":
                 harness.leave(*leaving)
-            row = measure(harness, scenario, args.latency, args.batch)
+            row = measure(harness, scenario, latency, args.batch)
             rows.append(row)
             ok = "yes" if row.ok_calls and row.ok_wall else "NO"
             print(
-                f"{row.scenario:<8} {row.concurrency:>4} {row.changes:>8} {row.calls:>6} "
-                f"{row.minimum:>5} {fmt_ratio(row.call_ratio):>6} {row.max_in_flight:>5} "
-                f"{row.plan_s:>7.2f} {row.push_s:>7.2f} {row.ideal_s:>8.2f} "
-                f"{row.floor_s:>8.2f} {fmt_ratio(row.wall_ratio):>6}  {ok}",
+                f"{row.latency:>7.3f} {row.scenario:<8} {row.concurrency:>4} {row.changes:>8} "
+                f"{row.calls:>6} {row.minimum:>5} {fmt_ratio(row.call_ratio):>6} "
+                f"{row.max_in_flight:>5} {row.plan_s:>7.2f} {row.push_s:>7.2f} "
+                f"{row.cpu_s:>6.3f} {row.ideal_s:>8.2f} {row.bare_s:>7.2f} {row.floor_s:>8.2f} "
+                f"{fmt_ratio(row.wall_ratio):>6}  {ok}",
                 flush=True,
             )
 

@@ -234,73 +234,87 @@ class _Recorder:
         """Apply a batch's outcomes: move the baseline for ``ok``, keep the rest in
         ``sync_outcomes``, and log every record.
 
-        Only the unconfirmed keys are handled one by one (written to a scratch table); the
-        confirmed majority is moved with set-based statements over the plan table.
+        Each table is written by one set-based statement over the plan table's seq range.
+        Only the unconfirmed keys are listed one by one (one ``executemany`` into a scratch
+        table), and a batch confirmed in full, the usual case, skips the scratch table.
         """
         plan, result, now = self.plan, self.result, utcnow()
         t, first, last = plan.table, batch[0].seq, batch[-1].seq
         unconfirmed = []
+        counts = {"add": 0, "update": 0, "remove": 0}
         for planned in batch:
-            key = planned.change.key
-            outcome = sent.outcomes.get(key)
+            change = planned.change
+            outcome = sent.outcomes.get(change.key)
             if outcome is None:
-                unconfirmed.append((key, "failed",
+                unconfirmed.append((change.key, "failed",
                                     sent.error or "the destination returned no outcome"))
             elif outcome.status != "ok":
                 status = "rejected" if outcome.status == "rejected" else "failed"
-                unconfirmed.append((key, status, outcome.reason))
+                unconfirmed.append((change.key, status, outcome.reason))
+            else:
+                counts[change.op] += 1
         in_batch = f"{t}.class = 'send' AND {t}.seq BETWEEN {first:d} AND {last:d}"
-        confirmed = f"{in_batch} AND {t}.key NOT IN (SELECT key FROM {t}_unconfirmed)"
+        confirmed = in_batch
+        if unconfirmed:
+            confirmed += f" AND {t}.key NOT IN (SELECT key FROM {t}_unconfirmed)"
         db = self.db
         with db.atomic():
-            db.execute(f"DELETE FROM {t}_unconfirmed")
-            db.conn.executemany(f"INSERT INTO {t}_unconfirmed VALUES (?, ?, ?)", unconfirmed)
-            db.execute(
-                "INSERT INTO sync_state (sync, key, config_hash, person_id, payload_hash, "
-                f"payload, acked_run, acked_at) SELECT ?, key, ?, person_id, payload_hash, "
-                f"payload, ?, ? FROM {t} WHERE {confirmed} AND op <> 'remove' "
-                "ON CONFLICT (sync, key) DO UPDATE SET config_hash = excluded.config_hash, "
-                "person_id = excluded.person_id, payload_hash = excluded.payload_hash, "
-                "payload = excluded.payload, acked_run = excluded.acked_run, "
-                "acked_at = excluded.acked_at",
-                [plan.sync, plan.config_hash, self.run_id, now],
-            )
-            db.execute(
-                f"DELETE FROM sync_state WHERE sync = ? AND key IN "
-                f"(SELECT key FROM {t} WHERE {confirmed} AND op = 'remove')",
-                [plan.sync],
-            )
+            if unconfirmed:
+                db.execute(f"DELETE FROM {t}_unconfirmed")
+                db.conn.executemany(f"INSERT INTO {t}_unconfirmed VALUES (?, ?, ?)", unconfirmed)
+                db.execute(
+                    f"UPDATE sync_outcomes SET status = u.status, reason = u.reason, "
+                    f"updated_at = ? FROM {t}_unconfirmed u WHERE sync_outcomes.sync = ? "
+                    "AND sync_outcomes.key = u.key",
+                    [now, plan.sync],
+                )
+            if counts["add"] or counts["update"]:
+                db.execute(
+                    "INSERT INTO sync_state (sync, key, config_hash, person_id, payload_hash, "
+                    f"payload, acked_run, acked_at) SELECT ?, key, ?, person_id, payload_hash, "
+                    f"payload, ?, ? FROM {t} WHERE {confirmed} AND op <> 'remove' "
+                    "ON CONFLICT (sync, key) DO UPDATE SET config_hash = excluded.config_hash, "
+                    "person_id = excluded.person_id, payload_hash = excluded.payload_hash, "
+                    "payload = excluded.payload, acked_run = excluded.acked_run, "
+                    "acked_at = excluded.acked_at",
+                    [plan.sync, plan.config_hash, self.run_id, now],
+                )
+            if counts["remove"]:
+                db.execute(
+                    f"DELETE FROM sync_state WHERE sync = ? AND key IN "
+                    f"(SELECT key FROM {t} WHERE {confirmed} AND op = 'remove')",
+                    [plan.sync],
+                )
             db.execute(
                 f"DELETE FROM sync_outcomes WHERE sync = ? AND key IN "
                 f"(SELECT key FROM {t} WHERE {confirmed})",
                 [plan.sync],
             )
-            db.execute(
-                f"UPDATE sync_outcomes SET status = u.status, reason = u.reason, updated_at = ? "
-                f"FROM {t}_unconfirmed u WHERE sync_outcomes.sync = ? "
-                "AND sync_outcomes.key = u.key",
-                [now, plan.sync],
-            )
             # A confirmed change is logged with why it was planned (why a member was removed,
             # that it is a retry); anything else with the destination's reason.
-            db.execute(
-                "INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
-                f"SELECT ?, ?, {t}.key, op, COALESCE(u.status, 'ok'), "
-                f"CASE WHEN u.key IS NULL THEN {t}.reason ELSE u.reason END, ? "
-                f"FROM {t} LEFT JOIN {t}_unconfirmed u ON u.key = {t}.key WHERE {in_batch}",
-                [self.run_id, plan.sync, now],
-            )
+            if unconfirmed:
+                db.execute(
+                    "INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
+                    f"SELECT ?, ?, {t}.key, op, COALESCE(u.status, 'ok'), "
+                    f"CASE WHEN u.key IS NULL THEN {t}.reason ELSE u.reason END, ? "
+                    f"FROM {t} LEFT JOIN {t}_unconfirmed u ON u.key = {t}.key "
+                    f"WHERE {in_batch}",
+                    [self.run_id, plan.sync, now],
+                )
+            else:
+                db.execute(
+                    "INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
+                    f"SELECT ?, ?, key, op, 'ok', reason, ? FROM {t} WHERE {in_batch}",
+                    [self.run_id, plan.sync, now],
+                )
             db.execute(
                 "UPDATE sync_journal SET state = ?, calls = ?, error = ?, finished_at = ? "
                 "WHERE id = ?",
                 ["failed" if sent.error else "done", sent.calls, sent.error, now, journal_id],
             )
-            counts = dict(db.execute(
-                f"SELECT op, count(*) FROM {t} WHERE {confirmed} GROUP BY op"
-            ).fetchall())
-        result.added += counts.get("add", 0)
-        result.updated += counts.get("update", 0)
-        result.removed += counts.get("remove", 0)
+        result.added += counts["add"]
+        result.updated += counts["update"]
+        result.removed += counts["remove"]
         result.rejected += sum(1 for _key, status, _reason in unconfirmed if status == "rejected")
         result.failed += sum(1 for _key, status, _reason in unconfirmed if status == "failed")
 
@@ -321,14 +335,20 @@ class _Recorder:
         neither wanted nor acknowledged any more)."""
         plan, now = self.plan, utcnow()
         with self.db.atomic():
+            # Both statements run on every push, so neither may scan the plan table: most of
+            # it is unchanged members, and a scan cost tens of milliseconds per push.
+            if plan.held:
+                self.db.execute(
+                    f"INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
+                    f"SELECT ?, ?, key, op, 'held', reason, ? FROM {plan.table} "
+                    "WHERE class = 'held'",
+                    [self.run_id, plan.sync, now],
+                )
+            # Driven by the (small) outcomes table, probing the plan table by its unique key.
             self.db.execute(
-                f"INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
-                f"SELECT ?, ?, key, op, 'held', reason, ? FROM {plan.table} WHERE class = 'held'",
-                [self.run_id, plan.sync, now],
-            )
-            self.db.execute(
-                f"DELETE FROM sync_outcomes WHERE sync = ? AND key IN "
-                f"(SELECT key FROM {plan.table} WHERE class IN ('unchanged', 'stale'))",
+                f"DELETE FROM sync_outcomes WHERE sync = ? AND EXISTS (SELECT 1 FROM "
+                f"{plan.table} p WHERE p.key = sync_outcomes.key "
+                "AND p.class IN ('unchanged', 'stale'))",
                 [plan.sync],
             )
 

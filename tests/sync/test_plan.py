@@ -393,3 +393,36 @@ def test_removals_say_why_the_member_is_no_longer_wanted():
             "p4@shop.test": "no valid email",
         }
         assert keys(plan, "add") == {"new3@shop.test"}
+
+
+def test_batch_pages_match_the_plan_table_row_by_row():
+    """Pages are built as one JSON array in SQL; each change must still carry exactly its own
+    stored payload, in seq order, across page boundaries, with removals carrying no fields."""
+    import json
+
+    h = make(fields={"first_name": "first_name"})
+    add_people(h, 7)
+    h.run()
+    h.update(2, first_name='Zoë "the" \\ Ω')
+    h.update(3, first_name=None)
+    h.leave(5, 6)
+    add_people(h, 4, start=20)
+    with h.plan(allow_large_removals=True) as plan:
+        table = {
+            seq: (key, op, pid, consent, json.loads(payload) if payload else {}, reason)
+            for seq, key, op, pid, consent, payload, reason in plan.db.execute(
+                f"SELECT seq, key, op, person_id, consent, payload, reason FROM {plan.table} "
+                "WHERE class = 'send'"
+            ).fetchall()
+        }
+        pages = list(plan.batches(3))
+        assert [len(page) for page in pages] == [3, 3, 2]
+        got = {
+            p.seq: (p.change.key, p.change.op, p.change.person_id, p.change.consent,
+                    p.change.fields, p.reason)
+            for page in pages for p in page
+        }
+        seqs = [p.seq for page in pages for p in page]
+        assert seqs == sorted(table) and got == table
+        assert {"first_name": 'Zoë "the" \\ Ω'} in [v[4] for v in got.values()]
+        assert all(v[4] == {} for v in got.values() if v[1] == "remove")
