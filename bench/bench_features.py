@@ -190,6 +190,24 @@ def _people_in(path: Path) -> int | None:
         db.close()
 
 
+def ensure_store(path: Path, people: int, generate: Callable[[str, int], None]) -> bool:
+    """Generate the store at ``path`` unless it already holds ``people`` people (a kept
+    ``--db`` is reused), in a child process so its memory is not counted in this one's peak
+    RSS. False when the generator failed."""
+    if _people_in(path) == people:
+        return True
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    start = time.perf_counter()
+    child = multiprocessing.Process(target=generate, args=(str(path), people))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        return False
+    print(f"generated {people:,} people in {time.perf_counter() - start:.1f}s")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=100_000)
@@ -199,16 +217,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "bench.db"
-        if _people_in(path) != args.people:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            start = time.perf_counter()
-            child = multiprocessing.Process(target=_generate, args=(str(path), args.people))
-            child.start()
-            child.join()
-            if child.exitcode != 0:
-                return 1
-            print(f"generated {args.people:,} people in {time.perf_counter() - start:.1f}s")
+        if not ensure_store(path, args.people, _generate):
+            return 1
         db = open_store(path)
         orders, lines = db["orders"].count, db["order_lines"].count
         print(f"store: {args.people:,} people, {orders:,} orders, {lines:,} lines")

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import multiprocessing
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_features import AS_OF, _generate, _people_in, _r
+from bench_features import AS_OF, _generate, _r, ensure_store
 from sqlite_utils import Database
 
 from segsync.core.ingest.resolve import resolve
@@ -133,16 +132,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "bench.db"
-        if _people_in(path) != args.people:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            start = time.perf_counter()
-            child = multiprocessing.Process(target=_generate_store, args=(str(path), args.people))
-            child.start()
-            child.join()
-            if child.exitcode != 0:
-                return 1
-            print(f"generated {args.people:,} people in {time.perf_counter() - start:.1f}s")
+        if not ensure_store(path, args.people, _generate_store):
+            return 1
         db = open_store(path)
         orders = db["orders"].count
         print(f"store: {args.people:,} people, {orders:,} orders, "
