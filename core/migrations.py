@@ -5,11 +5,14 @@ Tables by pipeline stage:
 * pull: ``source_files``, ``source_cursors``, ``raw_records``, ``customers``, ``orders``,
   ``order_lines``, ``rejects`` — one row per source record, keyed by the source's own key, so a
   re-pull upserts in place.
+* erasure: ``suppressions`` (keyed digests of erased identifiers, checked at ingest) and the
+  salt behind them in ``meta``.
 * resolve: ``people``, ``identity_links`` (each normalised email, phone and link id → the person
   holding it), ``person_merges`` (ids merged away → the surviving id); ``customers`` carries each
   record's ``person_id``.
 * measure and segment: ``person_features`` is derived data, rebuilt by the features stage;
-  ``segments`` and ``segment_members`` hold the materialised membership.
+  ``segments`` and ``segment_members`` hold the materialised membership, ``segment_sizes``
+  each run's size of every segment.
 * plan, push and record: ``sync_targets`` (the target a sync's baseline belongs to),
   ``sync_state`` (the acknowledged baseline), ``sync_outcomes`` (per key, the last attempt not
   confirmed: ``pending`` while in flight, ``failed`` or ``rejected``), ``sync_journal`` (every
@@ -295,5 +298,38 @@ def m001_initial(db: Database) -> None:
         );
         CREATE INDEX sync_log_run ON sync_log(run_id, sync);
         CREATE INDEX sync_log_key ON sync_log(key);
+        """
+    )
+
+
+@migrations()
+def m002_suppression(db: Database) -> None:
+    """Erasure that sticks (:mod:`segsync.core.ingest.suppress`): keyed digests of erased
+    identifiers, and how many incoming records each pull dropped for matching one."""
+    db.executescript(
+        """
+        CREATE TABLE suppressions (
+            digest TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE source_runs ADD COLUMN suppressed INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+
+
+@migrations()
+def m003_segment_sizes(db: Database) -> None:
+    """Each run's segment sizes, kept per run: ``segments`` holds only the latest, and the
+    report draws every segment's size over the last runs from this history."""
+    db.executescript(
+        """
+        CREATE TABLE segment_sizes (
+            run_id INTEGER NOT NULL,
+            segment TEXT NOT NULL,
+            as_of TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (run_id, segment)
+        ) WITHOUT ROWID;
         """
     )

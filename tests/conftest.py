@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,3 +56,12 @@ def cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def demo(tmp_path):
+    """A copy of the example config (as ``segsync.toml``) and the demo exports in a scratch
+    folder, which is the working directory: commands find the config without ``--config``."""
+    shutil.copytree(REPO / "examples" / "exports", tmp_path / "examples" / "exports")
+    shutil.copy(REPO / "config.example.toml", tmp_path / "segsync.toml")
+    return tmp_path

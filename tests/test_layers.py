@@ -34,6 +34,7 @@ LAYERS = [
     ("measure", lambda m: m.startswith("segsync.core.measure")),
     ("segment", lambda m: m.startswith("segsync.core.segment")),
     ("sync", lambda m: m.startswith("segsync.core.sync")),
+    ("report", lambda m: m.startswith("segsync.core.report")),
     ("runner", lambda m: m in ("segsync.core.runner", "segsync.core.testing")),
     ("cli", lambda m: m.startswith("segsync.core.cli")),
     ("main", lambda m: m == "segsync.core.__main__"),

@@ -2,8 +2,8 @@
 
 One module per command group (:mod:`.setup`: init, check, plugins; :mod:`.pull`; :mod:`.run`:
 run and plan; :mod:`.history`: status and log; :mod:`.segments`: segments and model;
-:mod:`.forget`), sharing :mod:`.options` and :mod:`.output`. Nothing outside this package
-imports from it.
+:mod:`.forget`; :mod:`.report`), sharing :mod:`.options` and :mod:`.output`. Nothing
+outside this package imports from it.
 
 A fresh :class:`typer.Typer` is built per invocation by :func:`build_app`, after the plugins
 named by the config are loaded, so plugin commands (``register_commands``) and connectors are
@@ -25,7 +25,7 @@ from segsync.plugins import Plugins, load_plugins
 from .. import __version__
 from ..errors import ConfigError, PluginError, SegsyncError
 from ..settings import DEFAULT_CONFIG, load_settings
-from . import forget, history, pull, run, segments, setup
+from . import forget, history, pull, report, run, segments, setup
 from .options import AppState, ConfigOption
 from .output import err, error, out
 
@@ -57,7 +57,7 @@ def build_app(plugins: Plugins) -> typer.Typer:
         state.config = config if config is not None else state.config
         ctx.obj = state
 
-    for group in (setup, pull, run, history, forget, segments):
+    for group in (setup, pull, run, history, forget, segments, report):
         group.register(app)
     plugins.pm.hook.register_commands(app=app)
     return app

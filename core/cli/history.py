@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from ..ingest import normalise_email, normalise_phone, people_count, rejected_rows, source_stats
-from ..runs import last_successful_run, parse_duration, recent_runs, run_summary_text, staleness
+from ..ingest import normalise_email, normalise_phone
+from ..report import status_data
+from ..runs import parse_duration, run_summary_text, staleness
 from ..sync import sync_log_rows
 from .options import JsonOption, app_state
 from .output import error, out, print_json, table
@@ -33,15 +34,7 @@ def status(
         max_age = parse_duration(fail_if_older_than) if fail_if_older_than else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fail-if-older-than") from None
-    data = {
-        "store": str(state.settings.store.path),
-        "people": people_count(state.db),
-        "sources": source_stats(state.db),
-        "runs": recent_runs(state.db, limit),
-        "last_successful_run": last_successful_run(state.db),
-    }
-    if rejects:
-        data["rejects"] = rejected_rows(state.db, limit)
+    data = status_data(state.db, state.settings.store.path, limit, rejects)
     stale = staleness(state.db, max_age) if max_age else None
     if max_age:
         data["stale"] = stale

@@ -9,7 +9,7 @@ from ..ingest import SourceResult, pull_sources
 from ..runs import recorded
 from ..store import run_lock
 from .options import JsonOption, StrictOption, app_state
-from .output import error, out, print_json, progress_bars, table, warning
+from .output import err, error, out, print_json, progress_bars, table, warning
 
 
 def register(app: typer.Typer) -> None:
@@ -75,7 +75,8 @@ def pull(
 
 
 def report_sources(results: list[SourceResult]) -> None:
-    """One stderr line per failed source or refused file, and a warning for rejected rows."""
+    """One stderr line per failed source or refused file, a warning for rejected rows, and a
+    note of records dropped because their person was erased."""
     for r in results:
         if r.error:
             error(f"source {r.name}: {r.error}")
@@ -84,3 +85,6 @@ def report_sources(results: list[SourceResult]) -> None:
         if r.counts.rejected - len(r.file_errors) > 0:
             warning(f"source {r.name}: {r.counts.rejected - len(r.file_errors)} rows rejected "
                     "(see 'segsync status --rejects')")
+        if r.counts.suppressed:
+            err.print(f"source {r.name}: {r.counts.suppressed} records of erased people dropped "
+                      "unstored (see 'segsync forget --list')", markup=False)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import typer
 
 from ..alerts import alerting, secret_values
 from ..ingest import pull_sources
 from ..measure import coverage_lines
+from ..report import write_report
 from ..runner import (
     close_all,
     measure_and_segment,
@@ -46,6 +48,9 @@ def run(
     ),
     sync: list[str] = SyncOption,
     as_json: bool = JsonOption,
+    report_path: Path | None = typer.Option(
+        None, "--report", metavar="PATH", help="Write the HTML report (segsync report) here "
+                                               "after the run."),
 ) -> None:
     """Run the whole job: pull, resolve, segment, and push membership changes."""
     state = app_state(ctx)
@@ -94,6 +99,8 @@ def run(
         print_json({"run_id": record.id, "exit_code": record.exit_code, **record.summary})
     else:
         _print_run(record.id, record.summary)
+    if report_path is not None:
+        write_report(db, settings, day, report_path)
     report_sources(pulled)
     for report in reports:
         if report.error:

@@ -112,9 +112,11 @@ def _pull_one(
         result.status = "partial"
     db.execute(
         """INSERT OR REPLACE INTO source_runs(run_id, source, status, customers, orders,
-           unchanged, rejected, files_skipped, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+           unchanged, rejected, files_skipped, suppressed, error)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [run_id, name, result.status, result.counts.customers, result.counts.orders,
          result.counts.unchanged, result.counts.rejected, result.counts.files_skipped,
+         result.counts.suppressed,
          result.error or ("; ".join(f"{k}: {v}" for k, v in result.file_errors.items()) or None)],
     )
     return result

@@ -4,7 +4,9 @@ Every record is upserted on the source's own key and carries a hash of its store
 re-pulling identical data rewrites nothing (the upsert's ``WHERE record_hash != …`` skips it)
 and the counts say what really changed. Records are buffered and written in batches inside
 one transaction each; a cursor or a finished file is recorded in the same transaction as the
-last records before it, so a crash never stores a position past unwritten data.
+last records before it, so a crash never stores a position past unwritten data. Records of
+people erased by ``segsync forget`` are dropped before anything of them is buffered
+(:mod:`.suppress`), and only counted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlite_utils import Database
 from ..records import Cursor, Customer, FileSeen, Order, Record, Rejected
 from ..store import utcnow
 from .identifiers import normalise_email, normalise_phone
+from .suppress import Suppressions, record_value
 
 
 @dataclass
@@ -34,6 +37,8 @@ class IngestCounts:
     rejected: int = 0
     files_imported: int = 0
     files_skipped: int = 0
+    #: Records of erased people, dropped unstored (see :mod:`.suppress`).
+    suppressed: int = 0
 
 
 # One encoder for every call: ``json.dumps`` with options builds a new encoder each time, and
@@ -83,6 +88,9 @@ class StoreWriter:
         self._marks: list[Cursor | FileSeen] = []
         self._last_raw: tuple[dict[str, str], dict[str, str], str] | None = None
         self._times: dict[tuple[dt.datetime, int], tuple[str, str]] = {}
+        self._suppressions = Suppressions(db, default_region)
+        #: Keys of this pull's customer records dropped as suppressed: their orders go too.
+        self._dropped: set[str] = set()
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -177,6 +185,9 @@ class StoreWriter:
         elif isinstance(record, Order):
             self._add_order(record)
         elif isinstance(record, Rejected):
+            if self._suppressions and self._suppressions.mentions(record.raw):
+                self.counts.suppressed += 1
+                return
             self._rejects.append(
                 {
                     "source": self.source,
@@ -201,8 +212,17 @@ class StoreWriter:
         if len(self._customers) + len(self._orders) + len(self._rejects) >= self.batch_size:
             self.flush()
 
+    def _suppressed_customer(self, row: dict[str, Any]) -> bool:
+        return self._suppressions.holds(row["email"], row["phone"], row["link_id"],
+                                        record_value(self.source, row["key"]))
+
     def _add_customer(self, c: Customer, *, is_guest: bool = False) -> None:
         row = self._customer_row(c, is_guest=is_guest)
+        if self._suppressions and self._suppressed_customer(row):
+            self._dropped.add(c.key)
+            # A guest customer is made by the store for its order: the order is what counts.
+            self.counts.suppressed += not is_guest
+            return
         self._customers[c.key] = row
         if c.raw is not None:
             self._raw.append(("customers", c.key, c.origin,
@@ -233,11 +253,14 @@ class StoreWriter:
                 self.write(Rejected("orders", o.origin or o.key, "order has no customer key, "
                                     "email or phone", raw=o.raw))
                 return
-            if customer_key not in self._customers:
+            if customer_key not in self._customers and customer_key not in self._dropped:
                 self._add_customer(
                     Customer(key=customer_key, email=o.email, phone=o.phone, origin=o.origin),
                     is_guest=True,
                 )
+        if self._suppressions and self._suppressed_order(o, customer_key):
+            self.counts.suppressed += 1
+            return
         ordered_at, order_date = self._order_times(o.ordered_at)
         row = {
             "source": self.source,
@@ -280,6 +303,13 @@ class StoreWriter:
         self._orders[o.key] = (row, lines)
         if o.raw is not None:
             self._raw.append(("orders", o.key, o.origin, self._raw_json(o.raw)))
+
+    def _suppressed_order(self, o: Order, customer_key: str) -> bool:
+        """An order of an erased person: its customer was dropped (in this pull or by key), or
+        it carries an erased email or phone itself."""
+        return customer_key in self._dropped or self._suppressions.holds(
+            record_value(self.source, customer_key), record_value(self.source, o.key),
+            normalise_email(o.email)[0], normalise_phone(o.phone, self.region)[0])
 
     def flush(self) -> None:
         """Write everything buffered in one transaction."""

@@ -165,6 +165,10 @@ def materialise(
                 [seg.name, seg.definition_hash, run_id, as_of.isoformat(), sizes[seg.name],
                  computed_at],
             )
+            if run_id is not None:  # a run's sizes are history; a plan's or preview's are not
+                db.execute("INSERT OR REPLACE INTO segment_sizes(run_id, segment, as_of, size) "
+                           "VALUES (?, ?, ?, ?)", [run_id, seg.name, as_of.isoformat(),
+                                                   sizes[seg.name]])
         names = json.dumps(list(sizes))
         db.execute("DELETE FROM segment_members WHERE segment NOT IN "
                    "(SELECT value FROM json_each(?))", [names])

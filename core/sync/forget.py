@@ -6,8 +6,14 @@ and segment memberships, and the identifier in the sync log (replaced by a diges
 counts stay true). What the destinations were sent is kept as a bare key in each sync's
 baseline, without its payload: the next ``segsync run`` then removes the person from every
 target, because they are no longer in any segment; forgetting the same identifier again after
-that run scrubs the log rows the removal wrote. Erasing them at the source (Shopify, the POS) is
-the operator's part; a later pull of a record still there imports it again.
+that run scrubs the log rows the removal wrote.
+
+Erasing them at the source (Shopify, the POS) is the operator's part, and until it is done the
+source still hands the person over on every pull. So the erasure also puts keyed digests of the
+person's emails, phones, link ids and record keys on the suppression list
+(:mod:`segsync.core.ingest.suppress`): later pulls drop their records unstored. Deleted pages are
+zeroed (``secure_delete``) and the write-ahead log is checkpointed, so the identifiers do not
+linger in the database files either.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import asdict, dataclass
 from sqlite_utils import Database
 
 from ..errors import ConfigError
-from ..ingest import normalise_email, normalise_phone
+from ..ingest import normalise_email, normalise_phone, record_value, suppress
 
 
 @dataclass
@@ -32,6 +38,8 @@ class Forgotten:
     rejects: int = 0
     log_rows: int = 0
     pending_removals: int = 0
+    #: Entries added to the suppression list (emails, phones, link ids, record keys).
+    suppressed: int = 0
 
     def as_dict(self) -> dict[str, int | str]:
         return asdict(self)
@@ -48,57 +56,75 @@ def forget(db: Database, identifier: str, default_region: str) -> Forgotten:
     if value is None:
         raise ConfigError(f"{identifier!r} is neither a valid email address nor a phone number")
     result = Forgotten(value)
-    with db.atomic():
-        db.execute("DROP TABLE IF EXISTS temp.forget_people")
-        db.execute(
-            "CREATE TEMP TABLE forget_people AS "
-            "SELECT person_id FROM identity_links WHERE value = ? "
-            "UNION SELECT person_id FROM customers WHERE (email = ? OR phone = ?) "
-            "AND person_id IS NOT NULL",
-            [value, value, value],
-        )
-        people = "SELECT person_id FROM temp.forget_people"
-        # The person's identifiers, before their records go: each is scrubbed from the log.
-        keys = [row[0] for row in db.execute(
-            f"SELECT value FROM identity_links WHERE person_id IN ({people}) "
-            f"UNION SELECT email FROM customers WHERE person_id IN ({people}) AND email NOTNULL "
-            f"UNION SELECT phone FROM customers WHERE person_id IN ({people}) AND phone NOTNULL"
-        )] or [value]
-        raw_values = [row[0] for row in db.execute(
-            f"SELECT email_raw FROM customers WHERE person_id IN ({people}) AND email_raw NOTNULL "
-            f"UNION SELECT phone_raw FROM customers WHERE person_id IN ({people}) "
-            f"AND phone_raw NOTNULL"
-        )]
-        result.people = db.execute(f"SELECT count(*) FROM ({people})").fetchone()[0]
-        db.execute(
-            f"DELETE FROM order_lines WHERE (source, order_key) IN "
-            f"(SELECT source, key FROM orders WHERE person_id IN ({people}))"
-        )
-        db.execute(
-            f"DELETE FROM raw_records WHERE (source, stream, key) IN "
-            f"(SELECT source, 'orders', key FROM orders WHERE person_id IN ({people}) "
-            f"UNION SELECT source, 'customers', key FROM customers "
-            f"WHERE person_id IN ({people}))"
-        )
-        result.orders = db.execute(
-            f"DELETE FROM orders WHERE person_id IN ({people})").rowcount
-        result.customers = db.execute(
-            f"DELETE FROM customers WHERE person_id IN ({people})").rowcount
-        for table, column in (("people", "id"), ("identity_links", "person_id"),
-                              ("segment_members", "person_id")):
-            db.execute(f"DELETE FROM {table} WHERE {column} IN ({people})")
-        for table in ("person_features", "person_predictions"):
-            if db[table].exists():
-                db.execute(f"DELETE FROM {table} WHERE person_id IN ({people})")
-        for text in {*keys, *(v.strip() for v in raw_values if v.strip())}:
-            # Rejected rows keep the raw row text; any row mentioning an identifier goes.
-            result.rejects += db.execute(
-                "DELETE FROM rejects WHERE instr(lower(raw), lower(?)) > 0", [text]).rowcount
-        for key in keys:
-            result.log_rows += db.execute(
-                "UPDATE sync_log SET key = ? WHERE key = ?", [digest(key), key]).rowcount
-            result.pending_removals += db.execute(
-                "UPDATE sync_state SET payload = NULL, person_id = NULL WHERE key = ?", [key]
-            ).rowcount
-        db.execute("DROP TABLE temp.forget_people")
+    secure = db.execute("PRAGMA secure_delete").fetchone()[0]
+    db.execute("PRAGMA secure_delete = ON")
+    try:
+        with db.atomic():
+            _erase(db, value, result)
+    finally:
+        db.execute(f"PRAGMA secure_delete = {int(secure)}")
+    if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return result
+
+
+def _erase(db: Database, value: str, result: Forgotten) -> None:
+    """Delete everything of the person holding ``value`` (one transaction, the caller's)."""
+    db.execute("DROP TABLE IF EXISTS temp.forget_people")
+    db.execute(
+        "CREATE TEMP TABLE forget_people AS "
+        "SELECT person_id FROM identity_links WHERE value = ? "
+        "UNION SELECT person_id FROM customers WHERE (email = ? OR phone = ?) "
+        "AND person_id IS NOT NULL",
+        [value, value, value],
+    )
+    people = "SELECT person_id FROM temp.forget_people"
+    # The person's identifiers, before their records go: each is scrubbed from the log.
+    keys = [row[0] for row in db.execute(
+        f"SELECT value FROM identity_links WHERE person_id IN ({people}) "
+        f"UNION SELECT email FROM customers WHERE person_id IN ({people}) AND email NOTNULL "
+        f"UNION SELECT phone FROM customers WHERE person_id IN ({people}) AND phone NOTNULL"
+    )] or [value]
+    raw_values = [row[0] for row in db.execute(
+        f"SELECT email_raw FROM customers WHERE person_id IN ({people}) AND email_raw NOTNULL "
+        f"UNION SELECT phone_raw FROM customers WHERE person_id IN ({people}) "
+        f"AND phone_raw NOTNULL"
+    )]
+    result.people = db.execute(f"SELECT count(*) FROM ({people})").fetchone()[0]
+    result.suppressed = suppress(db, [
+        ("email" if "@" in value else "phone", value),
+        *db.execute(f"SELECT kind, value FROM identity_links WHERE person_id IN ({people})"),
+        *((row[0], record_value(row[1], row[2])) for row in db.execute(
+            f"SELECT 'record', source, key FROM customers WHERE person_id IN ({people})")),
+    ])
+    db.execute(
+        f"DELETE FROM order_lines WHERE (source, order_key) IN "
+        f"(SELECT source, key FROM orders WHERE person_id IN ({people}))"
+    )
+    db.execute(
+        f"DELETE FROM raw_records WHERE (source, stream, key) IN "
+        f"(SELECT source, 'orders', key FROM orders WHERE person_id IN ({people}) "
+        f"UNION SELECT source, 'customers', key FROM customers "
+        f"WHERE person_id IN ({people}))"
+    )
+    result.orders = db.execute(
+        f"DELETE FROM orders WHERE person_id IN ({people})").rowcount
+    result.customers = db.execute(
+        f"DELETE FROM customers WHERE person_id IN ({people})").rowcount
+    for table, column in (("people", "id"), ("identity_links", "person_id"),
+                          ("segment_members", "person_id")):
+        db.execute(f"DELETE FROM {table} WHERE {column} IN ({people})")
+    for table in ("person_features", "person_predictions"):
+        if db[table].exists():
+            db.execute(f"DELETE FROM {table} WHERE person_id IN ({people})")
+    for text in {*keys, *(v.strip() for v in raw_values if v.strip())}:
+        # Rejected rows keep the raw row text; any row mentioning an identifier goes.
+        result.rejects += db.execute(
+            "DELETE FROM rejects WHERE instr(lower(raw), lower(?)) > 0", [text]).rowcount
+    for key in keys:
+        result.log_rows += db.execute(
+            "UPDATE sync_log SET key = ? WHERE key = ?", [digest(key), key]).rowcount
+        result.pending_removals += db.execute(
+            "UPDATE sync_state SET payload = NULL, person_id = NULL WHERE key = ?", [key]
+        ).rowcount
+    db.execute("DROP TABLE temp.forget_people")

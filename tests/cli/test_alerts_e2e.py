@@ -4,11 +4,9 @@ webhook on 127.0.0.1 that takes the alert, is down, is slow or answers 500."""
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 
 import pytest
-from conftest import REPO
 from fakes.webhook import PATH, WebhookFake, refused_url
 
 from segsync.core.store import open_store, run_lock
@@ -16,13 +14,6 @@ from segsync.core.store import open_store, run_lock
 MISSING_SALES = ("SEGSYNC_SOURCES__SQUARE_SALES__PATH", "examples/exports/missing.csv")
 #: The file destination's folder under a file: its four syncs fail, the SMS one goes through.
 BROKEN_FILES = ("SEGSYNC_DESTINATIONS__FILES__FOLDER", "segsync.toml/out")
-
-
-@pytest.fixture
-def demo(tmp_path):
-    shutil.copytree(REPO / "examples" / "exports", tmp_path / "examples" / "exports")
-    shutil.copy(REPO / "config.example.toml", tmp_path / "segsync.toml")
-    return tmp_path
 
 
 @pytest.fixture

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
-
-import pytest
-from conftest import REPO
 
 from segsync.core.store import open_store, run_lock
 
 EMAIL_TARGETS = ("lapsed-winback", "mystery-readers", "vip", "new-customers")
-
-
-@pytest.fixture
-def demo(tmp_path):
-    """A copy of the example config and the demo exports in a scratch folder."""
-    shutil.copytree(REPO / "examples" / "exports", tmp_path / "examples" / "exports")
-    shutil.copy(REPO / "config.example.toml", tmp_path / "segsync.toml")
-    return tmp_path
 
 
 def members(folder: Path, target: str) -> set[str]:
