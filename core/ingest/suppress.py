@@ -49,6 +49,12 @@ def _digest(salt: bytes, value: str) -> str:
     return hmac.new(salt, value.encode(), hashlib.sha256).hexdigest()
 
 
+def keyed_digest(db: Database, value: str) -> str:
+    """``value``'s HMAC under this store's salt: the stand-in for an erased identifier wherever
+    a row must stay countable (the sync log), and not reversible by hashing known emails."""
+    return _digest(_salt(db), value)
+
+
 def suppress(db: Database, entries: Iterable[tuple[str, str]]) -> int:
     """Add ``(kind, value)`` entries (values already normalised) to the list; returns how many
     were new. Call it inside the erasure's transaction, so both land or neither."""

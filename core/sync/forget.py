@@ -18,13 +18,12 @@ linger in the database files either.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 
 from sqlite_utils import Database
 
 from ..errors import ConfigError
-from ..ingest import normalise_email, normalise_phone, record_value, suppress
+from ..ingest import keyed_digest, normalise_email, normalise_phone, record_value, suppress
 
 
 @dataclass
@@ -45,9 +44,10 @@ class Forgotten:
         return asdict(self)
 
 
-def digest(value: str) -> str:
-    """The stand-in for an erased identifier in the sync log."""
-    return "forgotten:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+def digest(db: Database, value: str) -> str:
+    """The stand-in for an erased identifier in the sync log: keyed by the store's salt, so the
+    log's counts stay true without a digest anyone could match against a list of emails."""
+    return "forgotten:" + keyed_digest(db, value)[:16]
 
 
 def forget(db: Database, identifier: str, default_region: str) -> Forgotten:
@@ -127,7 +127,7 @@ def _erase(db: Database, value: str, result: Forgotten) -> None:
             "DELETE FROM rejects WHERE instr(lower(raw), lower(?)) > 0", [text]).rowcount
     for key in keys:
         result.log_rows += db.execute(
-            "UPDATE sync_log SET key = ? WHERE key = ?", [digest(key), key]).rowcount
+            "UPDATE sync_log SET key = ? WHERE key = ?", [digest(db, key), key]).rowcount
         result.pending_removals += db.execute(
             "UPDATE sync_state SET payload = NULL, person_id = NULL WHERE key = ?", [key]
         ).rowcount

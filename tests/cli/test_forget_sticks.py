@@ -5,6 +5,7 @@ again — not in a table, not in a freed page, not in the write-ahead log."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -163,3 +164,21 @@ def test_erasure_zeroes_freed_pages_even_where_sqlite_does_not_by_default(demo, 
     stored = _store_bytes(demo)
     for value in {*forms["normalised"], *forms["raw"]}:
         assert value.lower().encode() not in stored, value
+
+
+def test_the_log_keeps_a_keyed_stand_in_not_a_plain_hash(demo, cli):
+    """An unkeyed hash of an email is found again by hashing a list of emails."""
+    assert cli("run").code == 0
+    db = open_store(demo / "segsync.db")
+    email = db.execute("SELECT key FROM sync_log WHERE key LIKE '%@%' LIMIT 1").fetchone()[0]
+    logged = db.execute("SELECT count(*) FROM sync_log WHERE key = ?", [email]).fetchone()[0]
+    db.close()
+    assert cli("forget", email).code == 0
+    db = open_store(demo / "segsync.db")
+    stand_ins = {r[0] for r in db.execute("SELECT DISTINCT key FROM sync_log "
+                                          "WHERE key LIKE 'forgotten:%'")}
+    assert db.execute("SELECT count(*) FROM sync_log WHERE key IN "
+                      f"({','.join('?' * len(stand_ins))})", [*stand_ins]).fetchone()[0] >= logged
+    db.close()
+    plain = "forgotten:" + hashlib.sha256(email.encode()).hexdigest()[:16]
+    assert stand_ins and plain not in stand_ins
