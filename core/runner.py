@@ -24,7 +24,7 @@ from .ingest import SourceResult
 from .measure import describe_gap, refresh_features, segments_done
 from .segment import TEMPLATES, materialise
 from .settings import Settings
-from .sync import Plan, SyncResult, plan_sync, push, reconcile
+from .sync import Plan, SyncResult, plan_sync, push, reconcile, scrub_log
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,7 @@ def push_all(db: Database, settings: Settings, destinations: dict[str, Destinati
             log.debug("sync %s crashed", name, exc_info=True)
             report.error = f"{type(exc).__name__}: {exc}"
         reports.append(report)
+    scrub_log(db, run_id, settings.store.default_region)
     return reports
 
 

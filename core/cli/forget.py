@@ -28,8 +28,8 @@ def forget(
     """Erase a person from the store and destinations.
 
     Erase a person from the store (right to erasure); the next run removes them from every
-    destination, and later pulls drop their records. Forget the same identifier again after that
-    run to scrub its log rows. 'segsync forget --list' counts what is suppressed.
+    destination (logging the removal under a stand-in, not the address), and later pulls drop
+    their records. 'segsync forget --list' counts what is suppressed.
 
     \b
     Example:

@@ -23,5 +23,5 @@ from .identifiers import normalise_email, normalise_phone
 from .pull import SourceResult, pull_sources
 from .resolve import resolve
 from .stats import people_count, rejected_rows, source_stats
-from .suppress import keyed_digest, record_value, suppress, suppression_counts
+from .suppress import Suppressions, keyed_digest, record_value, suppress, suppression_counts
 from .writer import IngestCounts, StoreWriter

@@ -19,7 +19,7 @@ key), ``sync_journal`` (batches in flight), ``sync_log`` (every row's outcome),
 :func:`.plan.plan_sync`, then :func:`.push.push`.
 """
 
-from .forget import Forgotten, forget
+from .forget import Forgotten, forget, scrub_log
 from .gate import OPTED_OUT, gate_reasons
 from .plan import Plan, PlannedChange, plan_sync
 from .push import SyncResult, push, sync_log_count, sync_log_rows, sync_logged

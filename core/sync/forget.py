@@ -5,8 +5,8 @@ and raw rows, rejected rows that mention the identifier, their profile, features
 and segment memberships, and the identifier in the sync log (replaced by a digest, so the log's
 counts stay true). What the destinations were sent is kept as a bare key in each sync's
 baseline, without its payload: the next ``segsync run`` then removes the person from every
-target, because they are no longer in any segment; forgetting the same identifier again after
-that run scrubs the log rows the removal wrote.
+target, because they are no longer in any segment, and :func:`scrub_log` replaces the key in
+the log rows that removal writes.
 
 Erasing them at the source (Shopify, the POS) is the operator's part, and until it is done the
 source still hands the person over on every pull. So the erasure also puts keyed digests of the
@@ -23,7 +23,14 @@ from dataclasses import asdict, dataclass
 from sqlite_utils import Database
 
 from ..errors import ConfigError
-from ..ingest import keyed_digest, normalise_email, normalise_phone, record_value, suppress
+from ..ingest import (
+    Suppressions,
+    keyed_digest,
+    normalise_email,
+    normalise_phone,
+    record_value,
+    suppress,
+)
 
 
 @dataclass
@@ -48,6 +55,27 @@ def digest(db: Database, value: str) -> str:
     """The stand-in for an erased identifier in the sync log: keyed by the store's salt, so the
     log's counts stay true without a digest anyone could match against a list of emails."""
     return "forgotten:" + keyed_digest(db, value)[:16]
+
+
+def scrub_log(db: Database, run_id: int, default_region: str) -> int:
+    """Replace, in ``run_id``'s log rows, every key on the suppression list by its stand-in.
+
+    The run after an erasure removes the person from each target and logs that removal under
+    the key it sent; without this the raw address would sit in the log until someone ran
+    ``forget`` again. Returns how many rows were scrubbed.
+    """
+    suppressions = Suppressions(db, default_region)
+    if not suppressions:
+        return 0
+    keys = [r[0] for r in db.execute(
+        "SELECT DISTINCT key FROM sync_log WHERE run_id = ? AND key NOT LIKE 'forgotten:%'",
+        [run_id])]
+    scrubbed = 0
+    with db.atomic():
+        for key in filter(suppressions.holds, keys):
+            scrubbed += db.execute("UPDATE sync_log SET key = ? WHERE run_id = ? AND key = ?",
+                                   [digest(db, key), run_id, key]).rowcount
+    return scrubbed
 
 
 def forget(db: Database, identifier: str, default_region: str) -> Forgotten:

@@ -96,8 +96,8 @@ def test_a_repull_does_not_bring_an_erased_person_back(demo, cli):
     db.close()
 
     # Runs go on: the person leaves every target, and the other people are all still there.
+    # The run that removes them logs each removal under a stand-in, not their address.
     assert cli("run", "--allow-large-removals").code == 0
-    assert cli("forget", email).code == 0  # scrubs the removals' log rows
     stored = _store_bytes(demo)
     for value in {*forms["normalised"], *forms["raw"]}:
         assert value.lower().encode() not in stored, value
