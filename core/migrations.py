@@ -399,3 +399,24 @@ def m005_incremental(db: Database) -> None:
         END;
         """
     )
+
+
+@migrations()
+def m006_prediction_inputs(db: Database) -> None:
+    """Per buyer, the inputs of the prediction models that do not move with the as-of date
+    (:mod:`segsync.core.measure.predict`): the first purchase day (as days since 1970-01-01,
+    so T is the as-of's day number minus it), repeat purchase days, days from the first to the
+    last purchase day and the mean repeat-day value. A full build writes every row, an
+    incremental run only those of the people it rebuilds; ``meta`` records the as-of the rows
+    hold (orders dated later are not in them yet)."""
+    db.executescript(
+        """
+        CREATE TABLE prediction_inputs (
+            person_id INTEGER PRIMARY KEY,
+            first_day INTEGER NOT NULL,
+            x INTEGER NOT NULL,
+            t_x INTEGER NOT NULL,
+            mbar REAL NOT NULL
+        );
+        """
+    )

@@ -8,6 +8,7 @@ test can require them to be identical after every step.
 from __future__ import annotations
 
 import datetime as dt
+import random
 from typing import Any
 
 from hypothesis import strategies as st
@@ -46,6 +47,34 @@ steps = st.lists(
               st.sampled_from([0, 1, 1, 2, 7, 29, 30, 31, 89, 180, 364, 365])),
     min_size=1, max_size=6,
 )
+
+
+def crowd(seed: int = 0) -> list[tuple[Any, ...]]:
+    """Edits giving the stores a crowd of buyers, so the prediction models can be fitted.
+
+    Forty-eight customers, most with several orders before the first as-of, some on the same
+    day (several orders make one purchase day). Customers 0-7 and orders 0-15 are the ones the
+    random edits change, merge and remove; the other orders are never edited, so enough repeat
+    buyers stay whatever the edits do.
+    """
+    rng = random.Random(seed)
+    edits: list[tuple[Any, ...]] = [
+        ("customer", "shop", str(k), f"crowd{k}@example.com", None, "subscribed", None, [])
+        for k in range(48)
+    ]
+    amounts = [5.0, 12.5, 19.99, 0.1, 0.2, 40.0, 77.7, 0.0]
+    for n in range(16):
+        edits.append(("order", "shop", str(n), str(n % 8), None, rng.randrange(0, 300),
+                      rng.choice(amounts), "Books", False))
+    n = 100
+    for k in range(8, 48):
+        days = sorted(rng.sample(range(0, 300), rng.randrange(1, 6)))
+        days.insert(0, days[0])  # a second order on the first purchase day
+        for day in days:
+            edits.append(("order", "shop", str(n), str(k), None, day, rng.choice(amounts),
+                          rng.choice(CATEGORIES), False))
+            n += 1
+    return edits
 
 
 def apply(db: Database, edits: list[tuple[Any, ...]], run_id: int) -> None:

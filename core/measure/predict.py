@@ -76,11 +76,16 @@ class StoreSummary:
         return int(self.person_id.size)
 
 
-_SUMMARY_SQL = """
+#: Per buyer, the models' inputs that do not move with the as-of: ``first_day`` (days since
+#: 1970-01-01), ``x``, ``t_x`` in days and ``mbar``; ``{people}`` may narrow it to some people.
+#: T is the as-of's day number minus ``first_day``. One statement for every caller, so a full
+#: build and an incremental one add each person's amounts in the same order (the orders_person
+#: index's) and agree to the last bit.
+_INPUTS_SQL = """
 WITH days AS (
     SELECT person_id, order_date, SUM(MAX(total - refunded, 0)) AS amount
     FROM orders
-    WHERE person_id IS NOT NULL
+    WHERE person_id IS NOT NULL{people}
       AND cancelled_at IS NULL AND test = 0 AND total >= 0
       AND order_date <= :as_of
     GROUP BY person_id, order_date
@@ -92,15 +97,39 @@ people AS (
     GROUP BY person_id
 )
 SELECT p.person_id,
+       CAST(julianday(p.first_date) - 2440587.5 AS INTEGER),
        p.n_days - 1,
        CAST(julianday(p.last_date) - julianday(p.first_date) AS INTEGER),
-       CAST(julianday(:as_of) - julianday(p.first_date) AS INTEGER),
        CASE WHEN p.n_days > 1 THEN (p.amount - f.amount) / (p.n_days - 1) ELSE 0.0 END
 FROM people AS p
 JOIN days AS f ON f.person_id = p.person_id AND f.order_date = p.first_date
-WHERE :calibration_start IS NULL OR p.first_date >= :calibration_start
 ORDER BY p.person_id
 """
+
+#: ``meta`` key of the as-of whose valid orders ``prediction_inputs`` holds.
+INPUTS_KEY = "prediction_inputs"
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _day_number(day: dt.date) -> int:
+    return (day - _EPOCH).days
+
+
+def _summary(as_of: dt.date, rows: list[tuple], calibration_start: dt.date | None = None
+             ) -> StoreSummary:
+    """The summary at ``as_of`` from rows of (person_id, first_day, x, t_x days, mbar)."""
+    data = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    if calibration_start is not None:
+        data = data[data[:, 1] >= _day_number(calibration_start)]
+    return StoreSummary(
+        as_of=as_of,
+        person_id=data[:, 0].astype(np.int64),
+        x=data[:, 2],
+        t_x=data[:, 3] / DAYS_PER_WEEK,
+        T=(_day_number(as_of) - data[:, 1]) / DAYS_PER_WEEK,
+        mbar=data[:, 4],
+    )
 
 
 def summary_from_store(
@@ -113,22 +142,38 @@ def summary_from_store(
     orders: cutting a person's earlier orders would make a long-standing customer look new,
     which the models (T counts from the very first purchase) would misread.
     """
-    rows = db.execute(
-        _SUMMARY_SQL,
-        {
-            "as_of": as_of.isoformat(),
-            "calibration_start": calibration_start.isoformat() if calibration_start else None,
-        },
-    ).fetchall()
-    data = np.array(rows, dtype=np.float64).reshape(-1, 5)
-    return StoreSummary(
-        as_of=as_of,
-        person_id=data[:, 0].astype(np.int64),
-        x=data[:, 1],
-        t_x=data[:, 2] / DAYS_PER_WEEK,
-        T=data[:, 3] / DAYS_PER_WEEK,
-        mbar=data[:, 4],
-    )
+    rows = db.execute(_INPUTS_SQL.format(people=""), {"as_of": as_of.isoformat()}).fetchall()
+    return _summary(as_of, rows, calibration_start)
+
+
+def _stored_summary(db: Database, as_of: dt.date, changed: str | None,
+                    since: dt.date | None) -> StoreSummary:
+    """The summary at ``as_of`` from ``prediction_inputs``, first brought up to ``as_of``.
+
+    The table is rebuilt from every order unless ``changed`` names a table holding everyone
+    whose inputs may differ between ``since`` and ``as_of`` (an incremental refresh's people:
+    those whose records changed and those with an order dated in between), and the table was
+    last brought up to ``since``; then only their rows are recomputed. T alone moves with the
+    as-of, and is derived from it here.
+    """
+    held = db.execute("SELECT value FROM meta WHERE key = ?", [INPUTS_KEY]).fetchone()
+    incremental = (changed is not None and since is not None and since <= as_of
+                   and held is not None and held[0] == since.isoformat())
+    people = ""
+    with db.atomic():
+        if incremental:
+            people = f" AND person_id IN (SELECT person_id FROM {changed})"
+            db.execute(f"DELETE FROM prediction_inputs WHERE person_id IN "
+                       f"(SELECT person_id FROM {changed})")
+        else:
+            db.execute("DELETE FROM prediction_inputs")
+        db.execute("INSERT INTO prediction_inputs " + _INPUTS_SQL.format(people=people),
+                   {"as_of": as_of.isoformat()})
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                   [INPUTS_KEY, as_of.isoformat()])
+    rows = db.execute("SELECT person_id, first_day, x, t_x, mbar FROM prediction_inputs "
+                      "ORDER BY person_id").fetchall()
+    return _summary(as_of, rows)
 
 
 #: The fewest repeat buyers each model is fitted on: the purchase model learns drop-out and
@@ -398,6 +443,8 @@ def write_predictions(
     clv_months: int = 12,
     discount_rate: float = 0.01,
     penalizer: float = 0.0,
+    changed: str | None = None,
+    since: dt.date | None = None,
 ) -> dict[str, Any]:
     """Fit the models at ``as_of`` and replace ``person_predictions`` with one row per buyer.
 
@@ -415,12 +462,15 @@ def write_predictions(
     rules). Purchase predictions depend only on (x, t_x, T), so they are computed once per
     distinct history and mapped back. The table is dropped, recreated and filled in one
     transaction: readers see the old predictions or the new, never a mix.
+
+    The models' inputs are kept in ``prediction_inputs``; ``changed`` and ``since`` let an
+    incremental refresh recompute only its people's (see :func:`_stored_summary`).
     """
     _check_options(
         horizon_days=horizon_days, clv_months=clv_months, discount_rate=discount_rate,
         penalizer=penalizer,
     )
-    summary = summary_from_store(db, as_of)
+    summary = _stored_summary(db, as_of, changed, since)
     models = fit_models(summary, penalizer=penalizer)
     problems = dict(models.problems)
     rows: list[tuple] = []

@@ -126,7 +126,8 @@ def refresh_features(db: Database, as_of: dt.date, scoring: ScoringSettings, *,
                    "WHERE expires <= ?", [as_of.isoformat()])
         rebuilt = _rebuild_rows(db, as_of, scoring)
     if scoring.predictions:
-        coverage = write_predictions(db, as_of, clv_months=clv_months)["coverage"]
+        coverage = write_predictions(db, as_of, clv_months=clv_months, changed=_REFRESHED,
+                                     since=dt.date.fromisoformat(state["as_of"]))["coverage"]
     with db.atomic():
         _global_pass(db, as_of, scoring)
         db.execute(f"DELETE FROM person_expiry WHERE person_id IN (SELECT person_id FROM "

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from helpers_edits import RESOLVED, START, apply, snapshot, steps
+from helpers_edits import RESOLVED, START, apply, crowd, snapshot, steps
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from segsync.core.ingest.resolve import resolve
 from segsync.core.measure.refresh import refresh_features, segments_done
@@ -36,6 +37,8 @@ FEATURES = {
     "features": "SELECT * FROM person_features ORDER BY person_id",
     "members": "SELECT segment, person_id FROM segment_members ORDER BY 1, 2",
     "sizes": "SELECT name, size FROM segments ORDER BY name",
+    "predictions": "SELECT * FROM person_predictions ORDER BY person_id",
+    "inputs": "SELECT * FROM prediction_inputs ORDER BY person_id",
 }
 
 SCORING = ScoringSettings(seasonal_start="11-15", seasonal_end="01-10", n_new_days=20,
@@ -51,15 +54,16 @@ def run(db, as_of, run_id, *, full):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps)
-def test_an_incremental_run_equals_a_full_recompute(sequence):
+@given(steps, st.booleans())
+def test_an_incremental_run_equals_a_full_recompute(sequence, crowded):
+    """With ``crowded``, the stores start with enough buyers for the prediction models."""
     incremental, full = open_store(":memory:"), open_store(":memory:")
     as_of = START + dt.timedelta(days=300)
     modes = []
     for run_id, (edits, days) in enumerate(sequence, start=1):
         as_of += dt.timedelta(days=days)
         for db in (incremental, full):
-            apply(db, edits, run_id)
+            apply(db, (crowd() if crowded and run_id == 1 else []) + edits, run_id)
         modes.append(run(incremental, as_of, run_id, full=False)["mode"])
         run(full, as_of, run_id, full=True)
         assert snapshot(incremental, RESOLVED) == snapshot(full, RESOLVED)
