@@ -50,7 +50,7 @@ is missing.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from . import tree
 from .parser import parse
@@ -93,6 +93,27 @@ def compile_query(query: tree.Query | str, as_of: dt.date) -> tuple[str, dict[st
     return compiler.expr(query.expr), compiler.params
 
 
+#: Where a relative date is compared: with an expression over ``pf``, or with ``o.order_date``
+#: inside a function's subquery over the person's orders.
+Scope = Literal["pf", "orders"]
+
+
+def moving_dates(query: tree.Query | str, as_of: dt.date) -> dict[str, tuple[Scope, str]]:
+    """The parameters of :func:`compile_query`'s SQL that move with the as-of date (relative
+    dates), each with where its value is compared and the SQL of what it is compared with.
+
+    Every comparison of a value with a date (``<``, ``<=``, ``=``, ``!=``, ``>=``, ``>``, an end
+    of ``BETWEEN``) changes outcome between two bounds only for values lying between them, so
+    when the as-of moves, a person's membership can change only through a compared value
+    between the old and the new date: the segment stage re-evaluates those people alone.
+    """
+    if isinstance(query, str):
+        query = parse(query)
+    compiler = _Compiler(query, as_of)
+    compiler.expr(query.expr)
+    return compiler.moving
+
+
 def compile_condition(query: tree.Query, node: tree.Expr,
                       as_of: dt.date) -> tuple[str, dict[str, Any]]:
     """Compile one node of ``query`` on its own, so each condition can be checked for a person
@@ -111,19 +132,25 @@ class _Compiler:
         self.query = query
         self.as_of = as_of
         self.params: dict[str, Any] = {}
+        self.moving: dict[str, tuple[Scope, str]] = {}
 
     def bind(self, value: Any) -> str:
         name = f"p{len(self.params) + 1}"
         self.params[name] = value
         return f":{name}"
 
-    def literal(self, value: tree.Value) -> str:
+    def literal(self, value: tree.Value, against: tuple[Scope, str]) -> str:
+        """Bind ``value``; a relative date is recorded in :attr:`moving` with ``against``,
+        the scope and SQL of what it is compared with."""
         if isinstance(value, tree.DateValue):
             try:
                 day = value.resolve(self.as_of)
             except (ValueError, OverflowError):
                 raise self.query.error(f"date {value.text} is out of range", value.pos) from None
-            return self.bind(day.isoformat())
+            name = self.bind(day.isoformat())
+            if value.absolute is None:
+                self.moving[name[1:]] = against
+            return name
         return self.bind(value)
 
     # -- boolean structure --------------------------------------------------------------------
@@ -140,7 +167,9 @@ class _Compiler:
                 return self.compare(attr, op, value)
             case tree.Between(attr, low, high):
                 column = self.column(attr, low)
-                return f"{column} BETWEEN {self.literal(low)} AND {self.literal(high)}"
+                against = ("pf", column)
+                return (f"{column} BETWEEN {self.literal(low, against)} "
+                        f"AND {self.literal(high, against)}")
             case tree.Contains(attr, value, negated):
                 source = (f"json_each(pf.attributes, {self.path(attr)})" if attr.key
                           else f"json_each(pf.{attr.column})")
@@ -183,8 +212,8 @@ class _Compiler:
             return found if op == "=" else _not(found)
         if op == "!=":
             # IS NOT is true for NULL: "not equal" includes people with no value.
-            return f"{column} IS NOT {self.literal(value)}"
-        return f"{column} {op} {self.literal(value)}"
+            return f"{column} IS NOT {self.literal(value, ('pf', column))}"
+        return f"{column} {op} {self.literal(value, ('pf', column))}"
 
     def is_null(self, attr: tree.Attr, negated: bool) -> str:
         if attr.key:
@@ -223,10 +252,11 @@ class _Compiler:
         return f"NOT {found}" if node.negated else found
 
     def param(self, sql: str, param: tree.Param) -> str:
+        against: tuple[Scope, str] = ("orders", sql)
         if param.op == "BETWEEN":
             low, high = param.values
-            return f"{sql} BETWEEN {self.literal(low)} AND {self.literal(high)}"
-        return f"{sql} {param.op} {self.literal(param.values[0])}"
+            return f"{sql} BETWEEN {self.literal(low, against)} AND {self.literal(high, against)}"
+        return f"{sql} {param.op} {self.literal(param.values[0], against)}"
 
     def text_param(self, sql: str, fold_case: bool, param: tree.Param) -> str:
         values = [self.bind(v) for v in param.values]

@@ -22,7 +22,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ from ..errors import ConfigError, QueryError
 from ..measure import BY_NAME, GLOBAL_COLUMNS
 from ..settings import SegmentSettings
 from ..store import utcnow
-from .compiler import compile_query
+from .compiler import Scope, compile_query, moving_dates
 from .parser import parse
 
 #: A template: its parameters in, a query in the segment language out.
@@ -75,6 +75,9 @@ class CompiledSegment:
     definition_hash: str
     #: The query in the segment language (a template expanded); None for SQL segments.
     text: str | None = None
+    #: The parameters holding relative dates, with what each is compared with (see
+    #: :func:`.compiler.moving_dates`).
+    moving: dict[str, tuple[Scope, str]] = field(default_factory=dict)
 
 
 def compile_segment(
@@ -102,13 +105,14 @@ def compile_segment(
     try:
         query = parse(text)
         where, params = compile_query(query, as_of)
+        moving = moving_dates(query, as_of)
     except QueryError as exc:
         raise QueryError(f"segment {name!r}: {exc.reason}", exc.query, exc.position) from exc
     sql = f"SELECT pf.person_id FROM person_features pf WHERE {where}"
     # The canonical query ignores layout and keyword case; the SQL text holds no dates (they are
     # parameters), so the hash is as-of independent yet changes when compilation does.
     digest = _hash({"kind": kind, **definition, "query": query.canonical, "sql": sql})
-    return CompiledSegment(name, kind, sql, where, params, digest, text)
+    return CompiledSegment(name, kind, sql, where, params, digest, text, moving)
 
 
 def _hash(definition: dict[str, Any]) -> str:
@@ -146,25 +150,29 @@ def materialise(
 
     ``changed`` names a table of the people whose feature rows were rebuilt since the last
     materialisation (an incremental refresh; None when every row may have changed). A query
-    segment whose definition and bound values are unchanged and that reads no column the
-    refresh's global pass rewrites is then updated for those people alone; any other is
-    evaluated over everyone and only the difference written.
+    segment whose definition is unchanged and that reads no column the refresh's global pass
+    rewrites is then updated for those people alone, plus, when it compares with relative
+    dates, the people a moved date reaches (:func:`_reached`); any other is evaluated over
+    everyone and only the difference written.
     """
     compiled = [compile_segment(name, seg, as_of, templates) for name, seg in segments.items()]
     computed_at = utcnow()
     sizes: dict[str, int] = {}
-    known = dict(db.execute("SELECT name, definition_hash FROM segments").fetchall())
+    known = {name: (digest, dt.date.fromisoformat(day)) for name, digest, day in db.execute(
+        "SELECT name, definition_hash, as_of FROM segments").fetchall()}
     row = db.execute("SELECT value FROM meta WHERE key = ?", [_BINDINGS_KEY]).fetchone()
     bound = json.loads(row[0]) if row else {}
     with db.atomic():
-        for seg in compiled:
+        for seg, settings in zip(compiled, segments.values(), strict=True):
             if seg.where is None:
                 db.execute("DELETE FROM segment_members WHERE segment = ?", [seg.name])
                 sizes[seg.name] = _insert_sql_members(db, seg)
-            elif (changed is not None and known.get(seg.name) == seg.definition_hash
-                  and bound.get(seg.name) == _bindings(seg)
-                  and not GLOBAL_COLUMNS & set(_COLUMN.findall(seg.where))):
-                sizes[seg.name] = _update_members(db, seg, changed)
+            elif (changed is not None and seg.name in known
+                  and known[seg.name][0] == seg.definition_hash
+                  and not GLOBAL_COLUMNS & set(_COLUMN.findall(seg.where))
+                  and (before := _previous(seg, settings, known[seg.name][1], templates,
+                                           bound.get(seg.name))) is not None):
+                sizes[seg.name] = _update_members(db, seg, changed, before)
             else:
                 sizes[seg.name] = _replace_members(db, seg)
             db.execute(
@@ -205,16 +213,59 @@ def _bindings(seg: CompiledSegment) -> str:
     return _hash({"where": seg.where, "params": seg.params})
 
 
-def _update_members(db: Database, seg: CompiledSegment, changed: str) -> int:
-    """Re-evaluate the segment for the people in ``changed`` only."""
-    db.execute(f"DELETE FROM segment_members WHERE segment = ? AND person_id IN "
-               f"(SELECT person_id FROM {changed})", [seg.name])
-    db.execute(
-        "INSERT INTO segment_members(segment, person_id) SELECT :segment, pf.person_id "
-        f"FROM {changed} AS c JOIN person_features pf ON pf.person_id = c.person_id "
-        f"WHERE {seg.where}",
-        {**seg.params, "segment": seg.name},
-    )
+def _previous(seg: CompiledSegment, settings: SegmentSettings, as_of: dt.date,
+              templates: TemplateRegistry | None, bindings: str | None) -> dict[str, Any] | None:
+    """The parameters ``seg`` was last materialised with, at its stored ``as_of``; None
+    unless that evaluation is the one recorded (same SQL, same bound values)."""
+    try:
+        before = compile_segment(seg.name, settings, as_of, templates)
+    except (ConfigError, QueryError):  # a relative date out of range at the old as-of
+        return None
+    if before.where != seg.where or _bindings(before) != bindings:
+        return None
+    return before.params
+
+
+def _reached(db: Database, seg: CompiledSegment, before: dict[str, Any]) -> None:
+    """Add to ``temp._seg_people`` everyone a moved relative date of ``seg`` reaches.
+
+    A comparison with a date gives another outcome at the new date than at the old only for
+    a compared value between the two (both included): a feature value of the row, or the date
+    of one of the person's orders (any order: a superset of those the condition counts).
+    """
+    for name, (scope, sql) in seg.moving.items():
+        if before[name] == seg.params[name]:
+            continue
+        low, high = sorted((before[name], seg.params[name]))
+        values = {**seg.params, "_low": low, "_high": high}
+        if scope == "pf":
+            db.execute("INSERT OR IGNORE INTO temp._seg_people SELECT pf.person_id "
+                       f"FROM person_features pf WHERE {sql} BETWEEN :_low AND :_high", values)
+        else:
+            db.execute("INSERT OR IGNORE INTO temp._seg_people SELECT o.person_id "
+                       f"FROM orders o WHERE o.person_id IS NOT NULL "
+                       f"AND {sql} BETWEEN :_low AND :_high", values)
+
+
+def _update_members(db: Database, seg: CompiledSegment, changed: str,
+                    before: dict[str, Any]) -> int:
+    """Re-evaluate the segment for the people in ``changed`` and those a moved date reaches
+    (``before``: the parameters of the last evaluation)."""
+    db.execute("DROP TABLE IF EXISTS temp._seg_people")
+    db.execute("CREATE TEMP TABLE _seg_people (person_id INTEGER PRIMARY KEY)")
+    try:
+        db.execute(f"INSERT INTO temp._seg_people SELECT person_id FROM {changed}")
+        _reached(db, seg, before)
+        db.execute("DELETE FROM segment_members WHERE segment = ? AND person_id IN "
+                   "(SELECT person_id FROM temp._seg_people)", [seg.name])
+        db.execute(
+            "INSERT INTO segment_members(segment, person_id) SELECT :segment, pf.person_id "
+            "FROM temp._seg_people AS c JOIN person_features pf ON pf.person_id = c.person_id "
+            f"WHERE {seg.where}",
+            {**seg.params, "segment": seg.name},
+        )
+    finally:
+        db.execute("DROP TABLE temp._seg_people")
     return db.execute("SELECT count(*) FROM segment_members WHERE segment = ?",
                       [seg.name]).fetchone()[0]
 

@@ -30,6 +30,14 @@ SEGMENTS = {name: SegmentSettings(query=query) for name, query in {
     "champions": "rfm_group = 'CHAMPIONS' OR spend_percentile >= 50",
     "at_risk": "lifecycle_stage = 'AT_RISK' OR lifecycle_stage = 'LAPSED'",
     "lately": "last_order_date > -30d",
+    # Relative dates: when the as-of moves, only the people a moved date reaches are looked at.
+    "settled": "first_order_date <= -60d AND number_of_orders >= 1",
+    "on_the_day": "last_order_date = -30d OR first_order_date != -1y",
+    "ordered_lately": "orders_placed MATCHES (date > -30d, count >= 1)",
+    "books_a_while_ago": "products_purchased MATCHES (category = 'books', "
+                         "date BETWEEN -1y AND -7d)",
+    "quiet": "NOT orders_placed MATCHES (date >= -90d)",
+    "spent_this_year": "orders_placed MATCHES (sum_amount > 30, date > -1y)",
     "occasions": "is_seasonal_buyer = true OR bought_this_time_last_year = true",
 }.items()}
 
