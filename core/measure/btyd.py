@@ -225,19 +225,20 @@ def _better_along_flat(objective: Any, theta: FloatArray, hess: FloatArray,
     the way is worth anything. None when it is not (the fit is done).
     """
     curvature, directions = np.linalg.eigh(hess)
-    best, best_value = None, objective(theta)[0] - _LIMIT_GAIN / n
+    best, best_value = None, objective.value(theta) - _LIMIT_GAIN / n
     for direction in directions.T[curvature < _FLAT_CURVATURE]:
         for step in _PROBE_STEPS:
             for candidate in (theta + step * direction, theta - step * direction):
                 candidate = np.clip(candidate, *_LOG_BOUNDS)
-                value = objective(candidate)[0]
+                value = objective.value(candidate)
                 if value < best_value:
                     best, best_value = candidate, value
     return best
 
 
 def _fit_log_params(objective: Any, start: FloatArray, n: float) -> _Optimum:
-    """Minimise ``objective`` (mean negative log-likelihood and its gradient) over log-params.
+    """Minimise ``objective`` (mean negative log-likelihood and its gradient; its ``value``
+    method gives the first alone) over log-params.
 
     See :func:`_minimise` and :func:`_better_along_flat`. The final Hessian gives standard
     errors (delta method: SE(p) = p SE(ln p), from the inverse of n times the Hessian of the
@@ -485,24 +486,22 @@ class _BGNBDObjective:
 
     def loglik(self, r: float, alpha: float, a: float, b: float) -> tuple[float, FloatArray]:
         """Total log-likelihood and its gradient in (r, alpha, a, b)."""
+        ll, grad = self._loglik(r, alpha, a, b, True)
+        assert grad is not None
+        return ll, grad
+
+    def _loglik(self, r: float, alpha: float, a: float, b: float,
+                gradient: bool) -> tuple[float, FloatArray | None]:
+        """:meth:`loglik`, the gradient left out (None) unless ``gradient``: the probes along
+        flat directions need values only, and the value is computed the same way either way."""
         ux, wx, n = self.ux, self.wx, self.n
         ll = float(
             wx @ (gammaln(r + ux) + betaln(a, b + ux))
             - n * (gammaln(r) - r * np.log(alpha) + betaln(a, b))
         )
-        psi_abx = digamma(a + b + ux)
-        g_r = float(wx @ digamma(r + ux)) - n * (digamma(r) - np.log(alpha))
-        g_alpha = n * r / alpha
-        g_a = float(wx @ (digamma(a) - psi_abx)) - n * (digamma(a) - digamma(a + b))
-        g_b = float(wx @ (digamma(b + ux) - psi_abx)) - n * (digamma(b) - digamma(a + b))
-
         log_aT = np.log(alpha + self.uT)
-        inv_aT = 1.0 / (alpha + self.uT)
         coef_T = r * self.wT + self.wxT
         ll -= float(coef_T @ log_aT)
-        g_r -= float(self.wT @ log_aT)
-        g_alpha -= float(coef_T @ inv_aT)
-
         if self.rx.size:
             rx, rw = self.rx, self.rw
             log_ratio = np.log(alpha + self.ut)[self.rit] - log_aT[self.riT]
@@ -510,6 +509,18 @@ class _BGNBDObjective:
             # softplus(d) = ln(1 + e^d) and sigmoid(d) from one exponential, both stable.
             e = np.exp(-np.abs(d))
             ll += _dot(rw, np.maximum(d, 0.0) + np.log1p(e))
+        if not gradient:
+            return ll, None
+
+        psi_abx = digamma(a + b + ux)
+        g_r = float(wx @ digamma(r + ux)) - n * (digamma(r) - np.log(alpha))
+        g_alpha = n * r / alpha
+        g_a = float(wx @ (digamma(a) - psi_abx)) - n * (digamma(a) - digamma(a + b))
+        g_b = float(wx @ (digamma(b + ux) - psi_abx)) - n * (digamma(b) - digamma(a + b))
+        inv_aT = 1.0 / (alpha + self.uT)
+        g_r -= float(self.wT @ log_aT)
+        g_alpha -= float(coef_T @ inv_aT)
+        if self.rx.size:
             sw = rw * np.where(d >= 0.0, 1.0, e) / (1.0 + e)
             g_r -= _dot(sw, log_ratio)
             inv_diff = (1.0 / (alpha + self.ut))[self.rit] - inv_aT[self.riT]
@@ -526,6 +537,12 @@ class _BGNBDObjective:
         value = -ll / self.n + self.penalizer * float(params @ params)
         gradient = -grad * params / self.n + 2.0 * self.penalizer * params**2
         return value, gradient
+
+    def value(self, theta: FloatArray) -> float:
+        """The objective alone, equal to ``self(theta)[0]`` at about half the cost."""
+        params = np.exp(theta)
+        ll, _ = self._loglik(*params, False)
+        return -ll / self.n + self.penalizer * float(params @ params)
 
 
 def fit_bgnbd(
@@ -621,6 +638,12 @@ class _GammaGammaObjective:
         self.sum_x = float(x.sum())
 
     def loglik(self, p: float, q: float, gamma: float) -> tuple[float, FloatArray]:
+        ll, grad = self._loglik(p, q, gamma, True)
+        assert grad is not None
+        return ll, grad
+
+    def _loglik(self, p: float, q: float, gamma: float,
+                gradient: bool) -> tuple[float, FloatArray | None]:
         ux, wx, n = self.ux, self.wx, self.n
         log_den = np.log(gamma + self.xm)
         ll = float(
@@ -628,6 +651,8 @@ class _GammaGammaObjective:
             - n * gammaln(q) + n * q * np.log(gamma)
             + p * self.sum_x_log_xm - self.sum_log_m
         ) - _dot(p * self.x + q, log_den)
+        if not gradient:
+            return ll, None
         psi = digamma(p * ux + q)
         g_p = float(wx @ (ux * (psi - digamma(p * ux)))) + self.sum_x_log_xm - _dot(
             self.x, log_den
@@ -642,6 +667,12 @@ class _GammaGammaObjective:
         value = -ll / self.n + self.penalizer * float(params @ params)
         gradient = -grad * params / self.n + 2.0 * self.penalizer * params**2
         return value, gradient
+
+    def value(self, theta: FloatArray) -> float:
+        """The objective alone, equal to ``self(theta)[0]`` at a fraction of the cost."""
+        params = np.exp(theta)
+        ll, _ = self._loglik(*params, False)
+        return -ll / self.n + self.penalizer * float(params @ params)
 
 
 def fit_gamma_gamma(x: ArrayLike, mbar: ArrayLike, *, penalizer: float = 0.0) -> GammaGammaFit:
