@@ -258,10 +258,11 @@ def _update_members(db: Database, seg: CompiledSegment, changed: str,
         _reached(db, seg, before)
         db.execute("DELETE FROM segment_members WHERE segment = ? AND person_id IN "
                    "(SELECT person_id FROM temp._seg_people)", [seg.name])
+        # CROSS JOIN: from the few people to their rows, never the condition over everyone.
         db.execute(
             "INSERT INTO segment_members(segment, person_id) SELECT :segment, pf.person_id "
-            "FROM temp._seg_people AS c JOIN person_features pf ON pf.person_id = c.person_id "
-            f"WHERE {seg.where}",
+            "FROM temp._seg_people AS c CROSS JOIN person_features pf "
+            f"ON pf.person_id = c.person_id WHERE {seg.where}",
             {**seg.params, "segment": seg.name},
         )
     finally:
