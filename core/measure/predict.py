@@ -26,7 +26,9 @@ which is why lifecycle stages also use day-based rules.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,10 +118,11 @@ def _day_number(day: dt.date) -> int:
     return (day - _EPOCH).days
 
 
-def _summary(as_of: dt.date, rows: list[tuple], calibration_start: dt.date | None = None
+def _summary(as_of: dt.date, rows: Iterable[tuple], calibration_start: dt.date | None = None
              ) -> StoreSummary:
-    """The summary at ``as_of`` from rows of (person_id, first_day, x, t_x days, mbar)."""
-    data = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    """The summary at ``as_of`` from rows of (person_id, first_day, x, t_x days, mbar), read
+    straight into one array (a list of a million tuples would take several times its memory)."""
+    data = np.fromiter(itertools.chain.from_iterable(rows), np.float64).reshape(-1, 5)
     if calibration_start is not None:
         data = data[data[:, 1] >= _day_number(calibration_start)]
     return StoreSummary(
@@ -142,7 +145,7 @@ def summary_from_store(
     orders: cutting a person's earlier orders would make a long-standing customer look new,
     which the models (T counts from the very first purchase) would misread.
     """
-    rows = db.execute(_INPUTS_SQL.format(people=""), {"as_of": as_of.isoformat()}).fetchall()
+    rows = db.execute(_INPUTS_SQL.format(people=""), {"as_of": as_of.isoformat()})
     return _summary(as_of, rows, calibration_start)
 
 
@@ -172,7 +175,7 @@ def _stored_summary(db: Database, as_of: dt.date, changed: str | None,
         db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                    [INPUTS_KEY, as_of.isoformat()])
     rows = db.execute("SELECT person_id, first_day, x, t_x, mbar FROM prediction_inputs "
-                      "ORDER BY person_id").fetchall()
+                      "ORDER BY person_id")
     return _summary(as_of, rows)
 
 
@@ -473,12 +476,12 @@ def write_predictions(
     summary = _stored_summary(db, as_of, changed, since)
     models = fit_models(summary, penalizer=penalizer)
     problems = dict(models.problems)
-    rows: list[tuple] = []
+    columns: list[Any] = []
     tiers = np.array([], dtype=object)
     if models.purchase:
         try:
-            rows, tiers = _prediction_rows(summary, models, horizon_days, clv_months,
-                                           discount_rate)
+            columns, tiers = _prediction_columns(summary, models, horizon_days, clv_months,
+                                                 discount_rate)
         except ValueError as exc:  # a horizon beyond what the series can sum: see .btyd
             problems["purchase"] = f"the purchase model's predictions cannot be computed: {exc}"
     purchases_column = f"expected_purchases_{horizon_days}d"
@@ -500,14 +503,18 @@ def write_predictions(
             )
             """
         )
-        db.conn.executemany(
-            "INSERT INTO person_predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-        )
+        # In batches: a million rows as tuples at once would double the stage's peak memory.
+        rows = len(summary) if columns else 0
+        for start in range(0, rows, _WRITE_BATCH):
+            db.conn.executemany(
+                "INSERT INTO person_predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _rows(columns, start, min(start + _WRITE_BATCH, rows)),
+            )
     report = _report(summary, models)
     report["problems"] = problems
     values, counts = np.unique(tiers.astype(str), return_counts=True)
     report["predictions"] = {
-        "rows": len(rows),
+        "rows": rows,
         "horizon_days": horizon_days,
         "clv_months": clv_months,
         "discount_rate": discount_rate,
@@ -517,9 +524,15 @@ def write_predictions(
     return report
 
 
-def _prediction_rows(summary: StoreSummary, models: FittedModels, horizon_days: int,
-                     clv_months: int, discount_rate: float) -> tuple[list[tuple], np.ndarray]:
-    """The ``person_predictions`` rows (spend columns None without a spend model), and tiers."""
+#: Rows of ``person_predictions`` written per executemany call.
+_WRITE_BATCH = 50_000
+
+
+def _prediction_columns(summary: StoreSummary, models: FittedModels, horizon_days: int,
+                        clv_months: int, discount_rate: float
+                        ) -> tuple[list[Any], np.ndarray]:
+    """The ``person_predictions`` columns, an array or a value shared by every row (the as-of;
+    None for the spend columns without a spend model), and the tiers."""
     bg, gg = models.purchase, models.spend
     h = group_histories(summary.x, summary.t_x, summary.T)
     purchases = np.column_stack([
@@ -528,7 +541,6 @@ def _prediction_rows(summary: StoreSummary, models: FittedModels, horizon_days: 
     ])[h.inverse]
     p_alive = bg.p_alive(h.x, h.t_x, h.T)[h.inverse]
     churn = bg.churn_risk(h.x, h.t_x, h.T)[h.inverse]
-    n = len(summary)
     if gg:
         discounted = discounted_purchases(
             bg, h.x, h.t_x, h.T, months=clv_months, discount_rate=discount_rate,
@@ -537,13 +549,16 @@ def _prediction_rows(summary: StoreSummary, models: FittedModels, horizon_days: 
         spend = gg.expected_spend(summary.x, summary.mbar)
         year_value = purchases[:, 1] * spend
         tiers = spend_tiers(year_value)
-        spend_columns = [spend.tolist(), (discounted * spend).tolist(), year_value.tolist(),
-                         tiers.tolist()]
+        spend_columns: list[Any] = [spend, discounted * spend, year_value, tiers]
     else:
         tiers = np.array([], dtype=object)
-        spend_columns = [[None] * n] * 4
-    rows = list(zip(
-        summary.person_id.tolist(), [summary.as_of.isoformat()] * n, p_alive.tolist(),
-        churn.tolist(), purchases[:, 0].tolist(), *spend_columns, strict=True,
-    ))
-    return rows, tiers
+        spend_columns = [None] * 4
+    return [summary.person_id, summary.as_of.isoformat(), p_alive, churn, purchases[:, 0],
+            *spend_columns], tiers
+
+
+def _rows(columns: list[Any], start: int, stop: int) -> Iterator[tuple]:
+    """Rows ``start`` to ``stop`` of ``columns`` (arrays, or one value for every row) as plain
+    Python values."""
+    return zip(*(column[start:stop].tolist() if isinstance(column, np.ndarray)
+                 else itertools.repeat(column, stop - start) for column in columns), strict=True)
