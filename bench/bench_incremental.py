@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import resource
 import sys
 import tempfile
@@ -155,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio {incremental['total'] / full['total']:.3f} (target < 0.10)")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mb:.0f} MB (target < 500)")
+    # The machine is shared: say how busy it was, as the ratio is all that compares.
+    print("load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return 0
 
 

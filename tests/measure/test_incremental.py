@@ -32,6 +32,8 @@ SEGMENTS = {name: SegmentSettings(query=query) for name, query in {
     "lately": "last_order_date > -30d",
     # Relative dates: when the as-of moves, only the people a moved date reaches are looked at.
     "settled": "first_order_date <= -60d AND number_of_orders >= 1",
+    "six_weeks": "last_order_date > -45d",  # no feature window ends there: rows stay
+    "six_weeks_orders": "orders_placed MATCHES (date > -45d)",
     "on_the_day": "last_order_date = -30d OR first_order_date != -1y",
     "ordered_lately": "orders_placed MATCHES (date > -30d, count >= 1)",
     "books_a_while_ago": "products_purchased MATCHES (category = 'books', "
@@ -108,3 +110,36 @@ def test_the_benchmark_runs_at_tiny_size(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "4 people changed" in out and "ratio" in out
     assert out.index("full (floor)") < out.index("incremental")
+
+
+def test_a_moved_relative_date_looks_only_at_the_people_it_reaches(monkeypatch):
+    from segsync.core.segment import membership
+
+    db = open_store(":memory:")
+    edits = [("customer", "shop", str(k), f"p{k}@example.com", None, None, None, [])
+             for k in range(5)]
+    # Person 0 ordered 42 days before the as-of, the others long before.
+    edits += [("order", "shop", str(k), str(k), None, 258 if k == 0 else 100 + k, 40.0,
+               "Books", False) for k in range(5)]
+    apply(db, edits, 1)
+    as_of = START + dt.timedelta(days=300)
+    run(db, as_of, 1, full=False)
+    members = "SELECT person_id FROM segment_members WHERE segment = ?"
+    (person,) = {r[0] for r in db.execute(members, ["six_weeks"])}
+    assert {r[0] for r in db.execute(members, ["six_weeks_orders"])} == {person}
+
+    reached = {}
+
+    def spy(db, seg, before):
+        _reached(db, seg, before)
+        reached[seg.name] = {r[0] for r in db.execute("SELECT person_id FROM temp._seg_people")}
+
+    _reached = membership._reached
+    monkeypatch.setattr(membership, "_reached", spy)
+    # Five days on, the 45-day bound passes person 0's order, and no row is rebuilt: they
+    # alone are looked at, through the feature column and through the orders, and leave.
+    assert run(db, as_of + dt.timedelta(days=5), 2, full=False)["rebuilt"] == 0
+    assert reached["six_weeks"] == reached["six_weeks_orders"] == {person}
+    assert reached["repeat"] == reached["books"] == set()
+    for name in ("six_weeks", "six_weeks_orders"):
+        assert list(db.execute(members, [name])) == []
