@@ -22,6 +22,7 @@ from ..runner import (
 )
 from ..runs import recorded
 from ..store import run_lock
+from ..sync.gate import CONSENT_LABELS
 from .options import AsOfOption, JsonOption, SyncOption, app_state, as_date, require_known
 from .output import error, out, print_json, progress_bars, table, warning
 from .pull import rejects_line, report_sources
@@ -33,13 +34,7 @@ def register(app: typer.Typer) -> None:
 
 
 #: The consent summary's machine keys (``--json``: ``syncs[].consent``) and their headings.
-CONSENT_KEYS = {
-    "eligible": "eligible",
-    "not_opted_in": "not opted in",
-    "unsubscribed": "unsubscribed/suppressed",
-    "no_address": "no valid email/phone",
-    "duplicate": "duplicate address",
-}
+CONSENT_KEYS = CONSENT_LABELS
 
 
 def run(

@@ -25,6 +25,14 @@ OPTED_OUT = ("UNSUBSCRIBED", "INVALID", "REDACTED")
 #: Why a segment member is held out, in the marketer's words: the stable machine keys of the
 #: consent summary (``segsync plan --json``: ``consent``), in the order they are checked.
 HELD_OUT = ("no_address", "unsubscribed", "not_opted_in", "duplicate")
+#: The consent summary's keys, members sent first, as ``run``, ``plan`` and the report head them.
+CONSENT_LABELS = {
+    "eligible": "eligible",
+    "not_opted_in": "not opted in",
+    "unsubscribed": "unsubscribed/suppressed",
+    "no_address": "no valid email/phone",
+    "duplicate": "duplicate address",
+}
 #: The ``person_features`` consent column for each identity kind (email or SMS channel).
 CONSENT_COLUMN = {"email": "email_subscription_status", "phone": "sms_subscription_status"}
 # The consent gate per policy, as SQL over the column ``consent``; opt-outs are excluded before
