@@ -145,3 +145,16 @@ def test_data_quality_is_status_per_source_with_reasons_and_merges(data, cli, st
     assert top["reason"].startswith("no customer: column 'Customer ID' blank")
     assert data["quality"]["merged"] == db.execute(
         "SELECT count(*) FROM person_merges").fetchone()[0]
+
+
+@pytest.mark.parametrize("browser", [True, False])
+def test_open_hands_the_written_page_to_the_browser_or_says_there_is_none(
+        demo_store, cli, monkeypatch, tmp_path, browser):
+    monkeypatch.chdir(demo_store)
+    opened = []
+    monkeypatch.setattr("webbrowser.open", lambda uri: opened.append(uri) or browser)
+    page = tmp_path / "page.html"
+    result = cli("report", "--out", page, "--as-of", "2026-11-08", "--open")
+    assert result.code == 0, result.stderr
+    assert opened == [page.resolve().as_uri()] and page.stat().st_size > 0
+    assert ("no browser found" in result.stderr) is not browser
