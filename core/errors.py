@@ -118,3 +118,8 @@ class Interrupted(BaseException):
 
     exit_code = 1
 
+    def __init__(self, message: str, *, by_person: bool):
+        super().__init__(message)
+        #: Ctrl-C (someone is watching) rather than SIGTERM (a scheduler gave up on the run).
+        self.by_person = by_person
+

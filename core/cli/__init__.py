@@ -140,7 +140,7 @@ _SIGNALS = {signal.SIGTERM: "stopped by SIGTERM", signal.SIGINT: "interrupted (C
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise Interrupted(_SIGNALS[signum])
+    raise Interrupted(_SIGNALS[signum], by_person=signum == signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ the signal comes.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes.webhook import WebhookFake
 
 CUSTOMERS = "id,email,email_ok\n1,ada@inbox-mail.com,yes\n2,bob@inbox-mail.com,yes\n"
 
@@ -78,10 +80,11 @@ target = "Newsletter"
     return config
 
 
-def segsync(config: Path, *args: str) -> subprocess.Popen:
+def segsync(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "segsync.core", "--config", str(config), *args],
-        cwd=config.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=config.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})})
 
 
 def runs(config: Path) -> list[tuple[str, str, str | None, int | None]]:
@@ -90,8 +93,9 @@ def runs(config: Path) -> list[tuple[str, str, str | None, int | None]]:
                             "ORDER BY id").fetchall()
 
 
-def stopped_mid_push(config: Path, connected: threading.Event, sig: int) -> tuple[int, str]:
-    child = segsync(config, "run")
+def stopped_mid_push(config: Path, connected: threading.Event, sig: int,
+                     env: dict[str, str] | None = None) -> tuple[int, str]:
+    child = segsync(config, "run", env=env)
     try:
         assert connected.wait(60), "the run never reached the destination"
         time.sleep(0.2)  # inside the HTTP read, not between calls
@@ -106,7 +110,12 @@ def test_sigterm_closes_the_run_as_interrupted_and_frees_the_lock(tmp_path, sile
     url, connected = silent_service
     config = write_config(tmp_path, url)
 
-    code, stderr = stopped_mid_push(config, connected, signal.SIGTERM)
+    with WebhookFake() as hook:
+        code, stderr = stopped_mid_push(config, connected, signal.SIGTERM,
+                                        env={"SEGSYNC_ALERTS__WEBHOOK_URL": hook.url})
+    # Nobody is watching a scheduler's timeout: the alert says the run stopped, and why.
+    [alert] = hook.accepted
+    assert "failed (exit 1)" in alert["text"] and "stopped by SIGTERM" in json.dumps(alert)
 
     assert code == 1
     assert "stopped by SIGTERM" in stderr
@@ -131,3 +140,15 @@ def test_a_killed_runs_row_is_closed_by_the_next_run(tmp_path, silent_service):
     pull = segsync(config, "pull")
     assert pull.wait(60) == 0, pull.communicate()
     assert [(r[1], r[2] is None) for r in runs(config)] == [("killed", True), ("ok", False)]
+
+
+def test_ctrl_c_is_recorded_the_same_but_alerts_nobody(tmp_path, silent_service):
+    url, connected = silent_service
+    config = write_config(tmp_path, url)
+
+    with WebhookFake() as hook:
+        code, stderr = stopped_mid_push(config, connected, signal.SIGINT,
+                                        env={"SEGSYNC_ALERTS__WEBHOOK_URL": hook.url})
+    assert hook.requests == []  # a person stopped it and is looking at the terminal
+    assert code == 1 and "interrupted (Ctrl-C)" in stderr
+    assert [r[1] for r in runs(config)] == ["interrupted"]
