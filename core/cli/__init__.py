@@ -25,6 +25,7 @@ import typer
 from segsync.plugins import Plugins, load_plugins
 
 from .. import __version__
+from ..alerts import redact, secret_values
 from ..errors import ConfigError, Interrupted, PluginError, SegsyncError
 from ..settings import DEFAULT_CONFIG, load_settings
 from . import forget, history, pull, report, run, segments, setup
@@ -106,9 +107,14 @@ def _plugin_dirs(config: Path | None) -> list[Path]:
         return []
 
 
-def report_error(exc: SegsyncError) -> None:
+def report_error(exc: SegsyncError, state: AppState | None = None) -> None:
+    """One line per problem on stderr, with every credential the settings hold as ``***``:
+    cron mails stderr, and a service's error can quote a request that carried a key."""
+    # Only settings already loaded: loading them here could raise the error being reported.
+    settings = state.__dict__.get("settings") if state is not None else None
+    secrets = secret_values(settings) if settings is not None else set()
     for line in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
-        error(line)
+        error(redact(line, secrets))
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -157,11 +163,12 @@ def main(argv: list[str] | None = None) -> None:
     _log_to_stderr(debug)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.signal(sig, _interrupt) for sig in _SIGNALS} if main_thread else {}
+    state = None
     try:
         plugins = load_plugins(_plugin_dirs(config))
         command = typer.main.get_command(build_app(plugins))
-        code = command.main(argv, prog_name="segsync", standalone_mode=False,
-                            obj=AppState(plugins, config))
+        state = AppState(plugins, config)
+        code = command.main(argv, prog_name="segsync", standalone_mode=False, obj=state)
     except typer.Exit as exc:
         code = exc.exit_code
     except Interrupted as exc:
@@ -176,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     except (SegsyncError, PluginError) as exc:
         if debug:
             raise
-        report_error(exc)
+        report_error(exc, state)
         code = exc.exit_code
     finally:
         for sig, handler in previous.items():
