@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pytest
 from fakes.webhook import WebhookFake
-
-CUSTOMERS = "id,email,email_ok\n1,ada@inbox-mail.com,yes\n2,bob@inbox-mail.com,yes\n"
+from helpers_one_sync import write_one_sync_config
 
 
 @pytest.fixture
@@ -51,33 +50,7 @@ def silent_service() -> Iterator[tuple[str, threading.Event]]:
 
 
 def write_config(folder: Path, url: str) -> Path:
-    (folder / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
-    config = folder / "segsync.toml"
-    config.write_text(f"""\
-[store]
-path = "segsync.db"
-
-[sources.crm]
-type = "pos_csv"
-path = "customers.csv"
-stream = "customers"
-mapping = {{ customer_key = "id", email = "email", email_consent = "email_ok" }}
-consent_values = {{ yes = "subscribed" }}
-
-[destinations.klaviyo]
-api_key = "pk_test"
-base_url = "{url}"
-timeout = 120
-
-[segments.everyone]
-query = "number_of_orders >= 0"
-
-[syncs.newsletter]
-segment = "everyone"
-destination = "klaviyo"
-target = "Newsletter"
-""", encoding="utf-8")
-    return config
+    return write_one_sync_config(folder, url, 'api_key = "pk_test"\ntimeout = 120')
 
 
 def segsync(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers_one_sync import write_one_sync_config
 
 KEY = "pk_0123456789abcdef0123"
 
@@ -42,30 +43,7 @@ class _QuotesTheKey(BaseHTTPRequestHandler):
 def config(tmp_path, monkeypatch) -> Iterator[Path]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _QuotesTheKey)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    (tmp_path / "customers.csv").write_text("id,email,email_ok\n1,ada@inbox-mail.com,yes\n")
-    path = tmp_path / "segsync.toml"
-    path.write_text(f"""\
-[store]
-path = "segsync.db"
-
-[sources.crm]
-type = "pos_csv"
-path = "customers.csv"
-stream = "customers"
-mapping = {{ customer_key = "id", email = "email", email_consent = "email_ok" }}
-consent_values = {{ yes = "subscribed" }}
-
-[destinations.klaviyo]
-base_url = "http://127.0.0.1:{server.server_address[1]}"
-
-[segments.everyone]
-query = "number_of_orders >= 0"
-
-[syncs.newsletter]
-segment = "everyone"
-destination = "klaviyo"
-target = "Newsletter"
-""")
+    path = write_one_sync_config(tmp_path, f"http://127.0.0.1:{server.server_address[1]}")
     monkeypatch.setenv("SEGSYNC_DESTINATIONS__KLAVIYO__API_KEY", KEY)
     monkeypatch.chdir(tmp_path)
     yield path
