@@ -53,6 +53,26 @@ class PlannedChange:
     reason: str | None
 
 
+@dataclass(slots=True)
+class SendBatch:
+    """One page of planned changes, as columns: seqs (ascending), keys, ops and reasons, and
+    the :class:`~segsync.core.connector.Change` objects in the same order."""
+
+    seqs: tuple[int, ...]
+    keys: tuple[str, ...]
+    ops: tuple[str, ...]
+    reasons: tuple[str | None, ...]
+    changes: list[Change]
+
+    @property
+    def first(self) -> int:
+        return self.seqs[0]
+
+    @property
+    def last(self) -> int:
+        return self.seqs[-1]
+
+
 @dataclass
 class Plan:
     """The diff for one sync, held in temporary tables of the store's connection.
@@ -123,41 +143,48 @@ class Plan:
         self, size: int, classes: tuple[ChangeClass, ...] = ("send",)
     ) -> Iterator[list[PlannedChange]]:
         """Planned changes of ``classes`` in send order (adds, updates, removes; by key), in
-        lists of at most ``size``.
+        lists of at most ``size``, each with its seq and why it was planned."""
+        for page in self._pages(size, classes):
+            yield [
+                PlannedChange(seq, change, reason)
+                for seq, change, reason in zip(page.seqs, page.changes, page.reasons, strict=True)
+            ]
 
-        Pages by ``seq`` rather than holding a cursor open, because the executor writes to the
-        same connection between pages. Each page comes back as one JSON array built in SQL,
-        with the stored payload text spliced in unparsed, so a page costs one ``json.loads``
-        rather than one per change: per-change decoding held the push's calling thread long
-        enough to keep ten workers waiting (DESIGN §5).
-        """
-        db = self._db()
+    def send_batches(self, size: int) -> Iterator[SendBatch]:
+        """The changes to send, in send order, in batches of at most ``size``: what the
+        executor hands to the destination, with no per-change object beyond the
+        :class:`~segsync.core.connector.Change` the contract asks for."""
+        return self._pages(size, ("send",))
+
+    def _pages(self, size: int, classes: tuple[ChangeClass, ...]) -> Iterator[SendBatch]:
+        # Pages by ``seq`` rather than holding a cursor open, because the executor writes to
+        # the same connection between pages. Rows come back as plain tuples, turned into
+        # columns at C speed; the payloads are joined into one JSON array, so a page costs one
+        # ``json.loads`` rather than one per change: per-change decoding and per-row objects
+        # held the push's calling thread long enough to keep ten workers waiting (DESIGN §5).
+        conn = self._db().conn
         marks = ",".join("?" for _ in classes)
+        sql = (
+            "SELECT seq, key, op, person_id, consent, reason, "
+            # Removals carry neither payload nor consent: a removal needs only the key.
+            f"COALESCE(NULLIF(payload, ''), '{{}}') FROM {self.table} "
+            f"WHERE class IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?"
+        )
         after = 0
         while True:
-            page = db.execute(
-                "SELECT '[' || group_concat('[' || json_array(seq, key, op, person_id, "
-                # Removals carry neither payload nor consent: a removal needs only the key.
-                "consent, reason) || ',' || COALESCE(NULLIF(payload, ''), '{}') || ']', ',') "
-                f"|| ']' FROM (SELECT * FROM {self.table} "
-                f"WHERE class IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?)",
-                [*classes, after, size],
-            ).fetchone()[0]
-            if page is None:
+            rows = conn.execute(sql, [*classes, after, size]).fetchall()
+            if not rows:
                 return
-            rows = json.loads(page)
-            # group_concat keeps the subquery's order in practice, not by guarantee; seqs are
-            # unique, so sorting the rows compares their seqs only.
-            rows.sort()
-            # Positional arguments: keywords cost a measurable share of a 500-change page.
-            yield [
-                PlannedChange(seq, Change(key, op, person_id, fields, consent), reason)
-                for (seq, key, op, person_id, consent, reason), fields in rows
-            ]
+            seqs, keys, ops, person_ids, consents, reasons, payloads = zip(*rows, strict=True)
+            fields = json.loads("[" + ",".join(payloads) + "]")
+            yield SendBatch(
+                seqs, keys, ops, reasons,
+                list(map(Change, keys, ops, person_ids, fields, consents)),
+            )
             if len(rows) < size:
                 # A short page is the last: asking again would only scan the rest for nothing.
                 return
-            after = rows[-1][0][0]
+            after = seqs[-1]
 
     def changes(self, classes: tuple[ChangeClass, ...] = ("send",)) -> Iterator[Change]:
         """The planned changes of ``classes``, one by one (``held`` shows the held removals)."""
@@ -179,8 +206,7 @@ class Plan:
         """Drop the plan's temporary tables; safe to call twice."""
         if self.db is None:
             return
-        # ``_unconfirmed`` is the executor's scratch table for this plan.
-        for suffix in ("", "_desired", "_people", "_unconfirmed"):
+        for suffix in ("", "_desired", "_people"):
             self.db.execute(f"DROP TABLE IF EXISTS temp.{self.table}{suffix}")
         self.db = None
 
