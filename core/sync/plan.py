@@ -28,6 +28,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 from sqlite_utils import Database
@@ -53,24 +54,39 @@ class PlannedChange:
     reason: str | None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SendBatch:
-    """One page of planned changes, as columns: seqs (ascending), keys, ops and reasons, and
-    the :class:`~segsync.core.connector.Change` objects in the same order."""
+    """One page of planned changes, summed up and serialised by SQL in one statement.
 
-    seqs: tuple[int, ...]
-    keys: tuple[str, ...]
-    ops: tuple[str, ...]
-    reasons: tuple[str | None, ...]
-    changes: list[Change]
+    ``first``/``last`` bound its seqs and ``low``/``high`` its keys, ``ops`` names its
+    distinct ops (``add+update``), ``journal`` is its ``[[op, key], …]`` JSON for the journal
+    and ``columns`` holds the page as JSON columns (keys, ops, person ids, consents, payloads,
+    then seqs and reasons when asked for). Only :meth:`changes` decodes it, in one
+    ``json.loads``: the executor calls it in the worker that sends the batch, so the calling
+    thread, which every batch queues behind for its database writes, handles no per-change
+    Python object at all (DESIGN §5).
+    """
 
-    @property
-    def first(self) -> int:
-        return self.seqs[0]
+    first: int
+    last: int
+    size: int
+    low: str
+    high: str
+    ops: str
+    journal: str
+    columns: str
 
-    @property
-    def last(self) -> int:
-        return self.seqs[-1]
+    def __len__(self) -> int:
+        return self.size
+
+    def changes(self) -> list[Change]:
+        keys, ops, person_ids, consents, fields, *_detail = json.loads(self.columns)
+        return list(map(Change, keys, ops, person_ids, fields, consents))
+
+    def details(self) -> list[tuple[int, Change, str | None]]:
+        """``(seq, change, reason)`` per change, for a page read with ``detail``."""
+        *_columns, seqs, reasons = json.loads(self.columns)
+        return list(zip(seqs, self.changes(), reasons, strict=True))
 
 
 @dataclass
@@ -144,53 +160,52 @@ class Plan:
     ) -> Iterator[list[PlannedChange]]:
         """Planned changes of ``classes`` in send order (adds, updates, removes; by key), in
         lists of at most ``size``, each with its seq and why it was planned."""
-        for page in self._pages(size, classes):
-            yield [
-                PlannedChange(seq, change, reason)
-                for seq, change, reason in zip(page.seqs, page.changes, page.reasons, strict=True)
-            ]
+        for page in self._pages(size, classes, detail=True):
+            yield sorted(
+                (PlannedChange(*row) for row in page.details()), key=attrgetter("seq")
+            )
 
     def send_batches(self, size: int) -> Iterator[SendBatch]:
-        """The changes to send, in send order, in batches of at most ``size``: what the
-        executor hands to the destination, with no per-change object beyond the
-        :class:`~segsync.core.connector.Change` the contract asks for."""
+        """The changes to send, in send order, in batches of at most ``size``."""
         return self._pages(size, ("send",))
 
-    def _pages(self, size: int, classes: tuple[ChangeClass, ...]) -> Iterator[SendBatch]:
+    def _pages(
+        self, size: int, classes: tuple[ChangeClass, ...], *, detail: bool = False
+    ) -> Iterator[SendBatch]:
         # Pages by ``seq`` rather than holding a cursor open, because the executor writes to
-        # the same connection between pages. Rows come back as plain tuples, turned into
-        # columns at C speed; the payloads are joined into one JSON array, so a page costs one
-        # ``json.loads`` rather than one per change: per-change decoding and per-row objects
-        # held the push's calling thread long enough to keep ten workers waiting (DESIGN §5).
+        # the same connection between pages. Every aggregate of the statement sees the rows
+        # in the same order, so the columns stay aligned whatever that order is.
         conn = self._db().conn
         marks = ",".join("?" for _ in classes)
+        extra = " || ',' || json_group_array(seq) || ',' || json_group_array(reason)"
         sql = (
-            "SELECT seq, key, op, person_id, consent, reason, "
-            # Removals carry neither payload nor consent: a removal needs only the key.
-            f"COALESCE(NULLIF(payload, ''), '{{}}') FROM {self.table} "
-            f"WHERE class IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?"
+            "SELECT min(seq), max(seq), count(*), min(key), max(key), group_concat(DISTINCT op), "
+            "json_group_array(json_array(op, key)), "
+            "'[' || json_group_array(key) || ',' || json_group_array(op) || ',' || "
+            "json_group_array(person_id) || ',' || json_group_array(consent) || ',[' || "
+            # Payloads are spliced in as stored, unparsed; removals carry none.
+            "group_concat(COALESCE(NULLIF(payload, ''), '{}'), ',') || ']'"
+            f"{extra if detail else ''} || ']' FROM (SELECT * FROM {self.table} "
+            f"WHERE class IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?)"
         )
         after = 0
         while True:
-            rows = conn.execute(sql, [*classes, after, size]).fetchall()
-            if not rows:
+            first, last, count, low, high, ops, journal, columns = conn.execute(
+                sql, [*classes, after, size]
+            ).fetchone()
+            if not count:
                 return
-            seqs, keys, ops, person_ids, consents, reasons, payloads = zip(*rows, strict=True)
-            fields = json.loads("[" + ",".join(payloads) + "]")
-            yield SendBatch(
-                seqs, keys, ops, reasons,
-                list(map(Change, keys, ops, person_ids, fields, consents)),
-            )
-            if len(rows) < size:
+            ops = "+".join(sorted((ops or "").split(",")))
+            yield SendBatch(first, last, count, low, high, ops, journal, columns)
+            if count < size:
                 # A short page is the last: asking again would only scan the rest for nothing.
                 return
-            after = seqs[-1]
+            after = last
 
     def changes(self, classes: tuple[ChangeClass, ...] = ("send",)) -> Iterator[Change]:
         """The planned changes of ``classes``, one by one (``held`` shows the held removals)."""
-        for batch in self.batches(1000, classes):
-            for planned in batch:
-                yield planned.change
+        for page in self._pages(1000, classes):
+            yield from page.changes()
 
     def invalid_people(self, limit: int | None = None) -> list[tuple[int, str | None, str]]:
         """``(person_id, key, reason)`` for segment members who cannot be sent."""

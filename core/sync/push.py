@@ -25,7 +25,6 @@ and are logged as failed, since every further call would fail the same way.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -112,6 +111,12 @@ class _Sent:
 _OPS = ("add", "update", "remove")
 
 
+def in_flight(journal_id: int) -> str:
+    """The reason a ``pending`` outcome carries: the journal row of the batch it was sent in,
+    which says which batch a crash interrupted and lets the batch's rows be found again."""
+    return f"in flight: journal {journal_id}"
+
+
 def _record_caused(exc: FatalError) -> bool:
     # Connectors put the HTTP status on the error; without one, a fatal error is assumed to be
     # about the account or the request as a whole, which splitting cannot fix.
@@ -119,10 +124,11 @@ def _record_caused(exc: FatalError) -> bool:
 
 
 def _send(
-    destination: Destination, target: Target, changes: list[Change], policy: RetryPolicy
+    destination: Destination, target: Target, batch: SendBatch, policy: RetryPolicy
 ) -> _Sent:
     """Apply one batch with retries and split-on-bad-request; runs in a worker thread, so it
     must not touch the database."""
+    changes = batch.changes()
     sent = _Sent()
     outcomes: dict[str, Outcome] = {}
 
@@ -182,9 +188,10 @@ class _Recorder:
         # Attempts count consecutive tries of the same change; a new op or payload restarts.
         self.mark_pending = (
             "INSERT INTO sync_outcomes (sync, key, op, status, payload_hash, config_hash, "
-            f"attempts, run_id, updated_at) SELECT ?, key, op, 'pending', payload_hash, ?, "
-            f"1, ?, ? {batch} "
+            f"attempts, run_id, reason, updated_at) SELECT ?, key, op, 'pending', payload_hash, "
+            f"?, 1, ?, ?, ? {batch} "
             "ON CONFLICT (sync, key) DO UPDATE SET status = 'pending', "
+            "reason = excluded.reason, "
             "attempts = CASE WHEN sync_outcomes.op = excluded.op "
             "AND sync_outcomes.payload_hash IS excluded.payload_hash "
             "THEN sync_outcomes.attempts + 1 ELSE 1 END, "
@@ -234,9 +241,11 @@ class _Recorder:
             f"FROM {t} JOIN sync_outcomes o ON o.sync = ? AND o.key = {t}.key "
             f"WHERE {in_batch} ORDER BY {t}.seq"
         )
+        # The batch's pending rows, found by their journal mark within its key range (a range
+        # scan, where a list of its keys would cost a lookup per key).
         self.settle = (
-            "DELETE FROM sync_outcomes WHERE sync = ? AND status = 'pending' AND key IN "
-            f"(SELECT key {batch})"
+            "DELETE FROM sync_outcomes WHERE sync = ? AND key BETWEEN ? AND ? "
+            "AND status = 'pending' AND reason = ?"
         )
 
     def prepare(self) -> None:
@@ -292,17 +301,15 @@ class _Recorder:
         """Write the journal row of ``batch`` and mark its keys pending, in one transaction
         committed before the batch is sent."""
         plan, conn, now = self.plan, self.conn, utcnow()
-        changes = json.dumps(list(zip(batch.ops, batch.keys, strict=True)),
-                             ensure_ascii=False, separators=(",", ":"))
+        span = (batch.first, batch.last)
         with self.db.atomic():
             journal_id = conn.execute(
                 "INSERT INTO sync_journal (run_id, sync, ops, changes, size, state, created_at) "
                 "VALUES (?, ?, ?, ?, ?, 'sent', ?)",
-                [self.run_id, plan.sync, "+".join(sorted(set(batch.ops))), changes,
-                 len(batch.keys), now],
+                (self.run_id, plan.sync, batch.ops, batch.journal, len(batch), now),
             ).lastrowid
-            conn.execute(self.mark_pending, [plan.sync, plan.config_hash, self.run_id, now,
-                                             batch.first, batch.last])
+            conn.execute(self.mark_pending, (plan.sync, plan.config_hash, self.run_id,
+                                             in_flight(journal_id), now, *span))
         assert journal_id is not None
         return journal_id
 
@@ -340,7 +347,8 @@ class _Recorder:
             if whole:
                 conn.executemany(self.log_ok, [(run, sync, now, b.first, b.last)
                                                for b, _s in whole])
-            conn.executemany(self.settle, [(sync, b.first, b.last) for _id, b, _s in answered])
+            conn.executemany(self.settle, [(sync, b.low, b.high, in_flight(journal_id))
+                                           for journal_id, b, _s in answered])
             conn.executemany(
                 "UPDATE sync_journal SET state = ?, calls = ?, error = ?, finished_at = ? "
                 "WHERE id = ?",
@@ -477,7 +485,7 @@ def _deliver(
             batch = ready.popleft()
             last_seq = batch.last
             journal_id = recorder.journal(batch)
-            future = pool.submit(_send, destination, target, batch.changes, policy)
+            future = pool.submit(_send, destination, target, batch, policy)
             in_flight[future] = (journal_id, batch)
 
     with ThreadPoolExecutor(max_workers=cap, thread_name_prefix=f"segsync-{plan.sync}") as pool:
@@ -501,7 +509,7 @@ def _deliver(
             recorder.outcomes(answered)
             if progress is not None:
                 for _id, batch, _sent in answered:
-                    done += len(batch.keys)
+                    done += len(batch)
                     progress(done, plan.to_send)
     if result.error is not None:
         recorder.not_sent(last_seq, result.error)
