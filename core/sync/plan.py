@@ -179,7 +179,7 @@ class Plan:
         marks = ",".join("?" for _ in classes)
         extra = " || ',' || json_group_array(seq) || ',' || json_group_array(reason)"
         sql = (
-            "SELECT min(seq), max(seq), count(*), min(key), max(key), group_concat(DISTINCT op), "
+            "SELECT min(seq), max(seq), count(*), group_concat(DISTINCT op), "
             "json_group_array(json_array(op, key)), "
             "'[' || json_group_array(key) || ',' || json_group_array(op) || ',' || "
             "json_group_array(person_id) || ',' || json_group_array(consent) || ',[' || "
@@ -190,12 +190,24 @@ class Plan:
         )
         after = 0
         while True:
-            first, last, count, low, high, ops, journal, columns = conn.execute(
+            first, last, count, ops, journal, columns = conn.execute(
                 sql, [*classes, after, size]
             ).fetchone()
             if not count:
                 return
-            ops = "+".join(sorted((ops or "").split(",")))
+            distinct = sorted((ops or "").split(","))
+            # Rows are ordered by op, then key: with one op, the first and last rows bound the
+            # keys, two lookups where min() and max() would compare every key.
+            bounds = (
+                f"SELECT (SELECT key FROM {self.table} WHERE seq = ?), "
+                f"(SELECT key FROM {self.table} WHERE seq = ?)"
+                if len(distinct) == 1
+                else f"SELECT min(key), max(key) FROM {self.table} "
+                f"WHERE class IN ({marks}) AND seq BETWEEN ? AND ?"
+            )
+            params = [first, last] if len(distinct) == 1 else [*classes, first, last]
+            low, high = conn.execute(bounds, params).fetchone()
+            ops = "+".join(distinct)
             yield SendBatch(first, last, count, low, high, ops, journal, columns)
             if count < size:
                 # A short page is the last: asking again would only scan the rest for nothing.
