@@ -6,14 +6,20 @@ The executor keeps three promises (DESIGN §4):
   ``ok`` outcome; a rejection, a transient failure, a timeout after the write landed or a crash
   leaves it as it was, and the key is back in the next plan.
 * **Every batch is journalled before it is sent.** One transaction writes the ``sync_journal``
-  row (state ``sent``) and marks each key ``pending`` in ``sync_outcomes``; only then is the
-  batch handed to a worker. A crash after that point leaves the keys in doubt, and the next plan
-  re-sends them (writes are idempotent, so re-sending converges) or removes them if they are no
-  longer wanted. Journal rows a crash left in ``sent`` are marked ``interrupted`` by the next push.
+  row (state ``sent``) and marks each key ``pending`` in ``sync_outcomes`` (the mark names the
+  journal row); only then is the batch handed to a worker. A crash after that point leaves the
+  keys in doubt, and the next plan re-sends them (writes are idempotent, so re-sending
+  converges) or removes them if they are no longer wanted. Journal rows a crash left in
+  ``sent`` are marked ``interrupted`` by the next push.
 * **Calls stay within the destination's limits.** Batches hold at most ``max_batch`` changes and
-  at most ``max_concurrency`` are in flight. Workers only call the destination; every database
-  write happens on the calling thread, because an SQLite connection is not shared across
-  threads.
+  at most ``max_concurrency`` are in flight. Every database write happens on the calling
+  thread, because an SQLite connection is not shared across threads.
+
+The calling thread is the one queue every batch waits in, so it does nothing but SQL: a page
+of changes is read and serialised by one statement, journalled by two, and the outcomes of
+every batch answered meanwhile are recorded in one transaction, one statement per table. The
+workers do the per-change Python: they decode their batch into
+:class:`~segsync.core.connector.Change` objects, call the destination and sort its answers.
 
 A batch is retried on :class:`~segsync.core.errors.RetriableError` under a
 :class:`~segsync.core.retry.RetryPolicy`. A :class:`~segsync.core.errors.FatalError` whose
@@ -79,6 +85,9 @@ class SyncResult:
         return asdict(self)
 
 
+_OPS = ("add", "update", "remove")
+
+
 @dataclass
 class _Sent:
     """A worker's answer for one batch: the calls it made, the error that ended it early, how
@@ -108,10 +117,7 @@ class _Sent:
                 unconfirmed.append((change.key, status, outcome.reason))
 
 
-_OPS = ("add", "update", "remove")
-
-
-def in_flight(journal_id: int) -> str:
+def _pending_reason(journal_id: int) -> str:
     """The reason a ``pending`` outcome carries: the journal row of the batch it was sent in,
     which says which batch a crash interrupted and lets the batch's rows be found again."""
     return f"in flight: journal {journal_id}"
@@ -309,7 +315,7 @@ class _Recorder:
                 (self.run_id, plan.sync, batch.ops, batch.journal, len(batch), now),
             ).lastrowid
             conn.execute(self.mark_pending, (plan.sync, plan.config_hash, self.run_id,
-                                             in_flight(journal_id), now, *span))
+                                             _pending_reason(journal_id), now, *span))
         assert journal_id is not None
         return journal_id
 
@@ -347,7 +353,7 @@ class _Recorder:
             if whole:
                 conn.executemany(self.log_ok, [(run, sync, now, b.first, b.last)
                                                for b, _s in whole])
-            conn.executemany(self.settle, [(sync, b.low, b.high, in_flight(journal_id))
+            conn.executemany(self.settle, [(sync, b.low, b.high, _pending_reason(journal_id))
                                            for journal_id, b, _s in answered])
             conn.executemany(
                 "UPDATE sync_journal SET state = ?, calls = ?, error = ?, finished_at = ? "
