@@ -99,7 +99,7 @@ def run(
                     db, settings, destinations, record.id, blocked, allow_large_removals,
                     only=sync, progress=lambda name, done, total: tick(f"push {name}", done,
                                                                        total),
-                    reconcile_first=reconcile,
+                    reconcile_first=reconcile, secrets=secrets,
                 )
             record.exit_code = run_exit_code(pulled, reports)
             record.status = {0: "ok", 1: "partial", 4: "held"}[record.exit_code]

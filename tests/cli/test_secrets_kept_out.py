@@ -1,4 +1,4 @@
-"""A credential a service quotes back in an error stays out of stderr and the run's summary.
+"""A credential a service quotes back in an error stays out of stderr, the summary and the log.
 
 cron mails stderr to whoever reads the box's mail, and ``segsync status --json`` feeds
 dashboards: neither may carry an API key. The service here answers every request with a
@@ -61,5 +61,7 @@ def test_check_run_and_status_never_print_the_key(config, cli):
 
     status = cli("status", "--json")
     assert "The API key *** is not valid" in status.stdout
-    for result in (check, run, status):
+    log = cli("log", "--json")
+    assert "The API key *** is not valid" in log.stdout
+    for result in (check, run, status, log):
         assert KEY not in result.stdout + result.stderr
