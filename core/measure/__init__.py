@@ -15,14 +15,14 @@ In: ``people``, ``orders``, ``order_lines`` (written by :mod:`segsync.core.inges
 * :mod:`.refresh` brings the table to a new as-of incrementally: only people whose records
   changed or whose as-of boundaries came are rebuilt, then one global pass.
 
-Start reading at :func:`.features.compute_features`; a full build runs it, then
-:func:`.predict.write_predictions`, then :func:`.scores.add_scores`; the runner calls
-:func:`.refresh.refresh_features`, which does a full build or an incremental one.
+Start reading at :func:`.scores.build_features`; a full build runs
+:func:`.predict.write_predictions`, then it; the runner calls :func:`.refresh.refresh_features`,
+which does a full build or an incremental one.
 """
 
 from .attributes import ATTRIBUTES, BY_NAME, CONSENT_ENUM, CUSTOM_PREFIX, Attribute, AttrType
 from .days import shift_date
 from .features import compute_features
 from .predict import coverage_lines, describe_gap, fit_from_store, write_predictions
-from .refresh import GLOBAL_COLUMNS, refresh_features, segments_done
-from .scores import add_scores
+from .refresh import refresh_features, segments_done
+from .scores import GLOBAL_COLUMNS, add_scores, build_features, rescore
