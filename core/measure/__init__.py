@@ -7,8 +7,10 @@ In: ``people``, ``orders``, ``order_lines`` (written by :mod:`segsync.core.inges
 * :mod:`.attributes` is the catalog: every attribute a segment can name, its type and column;
 * :mod:`.features` computes the per-person aggregates in set-based SQL passes (orders, spend net
   of refunds, recency, gaps, trailing windows, categories, consent);
-* :mod:`.scores` adds the built-in scores over the features (RFM from :file:`rfm_map.toml`,
-  lifecycle, fading regulars, usage tiers, occasions, predicted spend tiers);
+* :mod:`.scores` holds the built-in scores (RFM from :file:`rfm_map.toml`, lifecycle, fading
+  regulars, usage tiers, occasions, predicted spend tiers) and builds the table: features and
+  scores in one build (:func:`.scores.build_features`), or the global columns alone
+  (:func:`.scores.rescore`);
 * :mod:`.btyd` fits BG/NBD and Gamma-Gamma (pure numpy/scipy); :mod:`.predict` summarises the
   store for them and writes P(alive), expected purchases and CLV;
 * :mod:`.days` is the calendar arithmetic shared with the segment language.

@@ -242,11 +242,14 @@ _CONSENT = """CASE {column}
         WHEN 'unsubscribed' THEN 'UNSUBSCRIBED' WHEN 'cleaned' THEN 'INVALID'
         WHEN 'redacted' THEN 'REDACTED' ELSE 'NOT_SUBSCRIBED' END"""
 
-def _days_since(last_order_date: str) -> str:
+
+def days_since(last_order_date: str) -> str:
+    """SQL of ``days_since_last_order`` from a ``last_order_date`` column (binds ``:as_of``)."""
     return f"CAST(julianday(:as_of) - julianday({last_order_date}) AS INTEGER)"
 
 
-def _age(birth_date: str) -> str:
+def age(birth_date: str) -> str:
+    """SQL of ``age`` from a ``birth_date`` column (binds ``:as_of``)."""
     # Month-day text comparison: '02-28' < '02-29' keeps a leap-day baby a year younger until
     # 1 March in a non-leap year.
     return (f"CASE WHEN {birth_date} <= :as_of THEN CAST(substr(:as_of, 1, 4) AS INTEGER)"
@@ -272,7 +275,7 @@ _EXPRESSIONS: dict[str, str] = {
     "average_order_value": "o.amount_spent / nullif(o.number_of_orders, 0)",
     "first_order_date": "o.first_order_date",
     "last_order_date": "o.last_order_date",
-    "days_since_last_order": _days_since("o.last_order_date"),
+    "days_since_last_order": days_since("o.last_order_date"),
     "median_order_gap_days": "g.median_order_gap_days",
     **{f"orders_last_{n}d": f"coalesce(o.orders_last_{n}d, 0)" for n in WINDOW_DAYS},
     **{f"spent_last_{n}d": f"coalesce(o.spent_last_{n}d, 0.0)" for n in WINDOW_DAYS},
@@ -288,7 +291,7 @@ _EXPRESSIONS: dict[str, str] = {
     "country": "p.country",
     "postal_code": "p.postal_code",
     "birth_date": "p.birth_date",
-    "age": _age("p.birth_date"),
+    "age": age("p.birth_date"),
     "gender": "p.gender",
 }
 
@@ -318,16 +321,6 @@ def feature_params(as_of: dt.date) -> dict[str, str]:
     params = {"as_of": as_of.isoformat()}
     params.update({f"d{n}": (as_of - dt.timedelta(days=n)).isoformat() for n in WINDOW_DAYS})
     return params
-
-
-def days_since(last_order_date: str) -> str:
-    """SQL of ``days_since_last_order`` from a ``last_order_date`` column (bind ``:as_of``)."""
-    return _days_since(last_order_date)
-
-
-def age(birth_date: str) -> str:
-    """SQL of ``age`` from a ``birth_date`` column (bind ``:as_of``)."""
-    return _age(birth_date)
 
 
 def gather(db: Database, as_of: dt.date, *, people: str | None = None,
