@@ -1,9 +1,8 @@
 """Incremental measure: bring ``person_features`` to a new as-of date touching only who changed.
 
 A full build (:func:`.predict.write_predictions`, then :func:`.scores.build_features`) reads
-every order. Between two runs most people are unchanged, and
-their rows differ from a full rebuild's in only two ways, which this module handles without a
-rebuild:
+every order. Between two runs most people are unchanged, and their rows differ from a full
+rebuild's in only two ways, which this module handles without a rebuild:
 
 * **Their records changed.** Resolution lists those people in ``dirty_people`` (changed,
   added, removed or re-linked customer records and orders, merges and splits).
@@ -20,13 +19,16 @@ rebuild:
     as-of the row was built for; people whose date has come are rebuilt;
   - *population-relative attributes* (RFM scores and group, ``spend_percentile``,
     ``usage_tier``, the shop-wide gap used for AT_RISK, the fitted predictions): ranked again
-    over the feature table in the global pass; the predictions are refitted.
+    over the feature table in the global pass (:func:`.scores.rescore`); the predictions are
+    refitted.
 
-The rows of the people to rebuild are computed by the same stages as a full build, on a scratch
-store holding just their people, orders and lines, and copied over their old rows. The result
-is the table a full build gives (``tests/measure/test_incremental.py`` checks it after random
-edit sequences). A full build happens on ``--full-refresh``, on the first run, when the as-of
-goes back, when the ``[scoring]`` settings change, or after a full resolution.
+The rows of the people to rebuild are built again by the full build's own code,
+:func:`.scores.build_features` given the table of those people: their orders are reached by
+index and summed in the order a full build sums them, and everything but the global pass's
+columns comes out as a full build's. The result is the table a full build gives
+(``tests/measure/test_incremental.py`` checks it after random edit sequences). A full build
+happens on ``--full-refresh``, on the first run, when the as-of goes back, when the
+``[scoring]`` settings change, or after a full resolution.
 """
 
 from __future__ import annotations
