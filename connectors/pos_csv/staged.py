@@ -1,12 +1,14 @@
-"""The staged path of an orders file: rows loaded as text in bulk, each distinct value parsed once.
+"""The staged path of an orders file: rows loaded in bulk, each distinct value parsed once.
 
 For a file with one row per order id (no refund marker column, no separate time column) the
-source does not build a record per row. It loads every row's cells as text into
-``temp.pos_stage``, parses each *distinct* cell of each mapped column once with the file's own
-:class:`~.rows.RowReader` converters (``temp.pos_values``), and fills the store's
-``staged_orders`` (:mod:`segsync.core.ingest.staged`) with one ``INSERT … SELECT`` that joins
-the two and applies the order rules of :mod:`.orders` set-wise: which problem refuses a row
-first, a refund's sign and key, a total taken from the line, the line's amount from the total.
+source does not build a record per row. It loads every row into ``temp.pos_stage`` in large
+``executemany`` batches, each *distinct* cell of each mapped column cleaned and parsed once
+with the file's own :class:`~.rows.RowReader` converters (a memo per column: measured, a
+dictionary lookup per cell is several times cheaper than joining a mapping table per field),
+and fills the store's ``staged_orders`` (:mod:`segsync.core.ingest.staged`) with one
+``INSERT … SELECT`` that applies the order rules of :mod:`.orders` set-wise: which problem
+refuses a row first, a refund's sign and key, a total taken from the line, the line's amount
+from the total.
 Reject reasons, fields and lines are the record path's. A file whose order ids repeat (a
 line-item export), or any other shape, is declined and read record by record.
 """
@@ -33,6 +35,8 @@ from .rows import _KIND_WORDS, RowReader, _raw, _raw_names, _width_problem
 _KINDS = frozenset({"key", "text", "ident", "money", "number", "datetime", "bool", "tags"})
 _SNIFF_CHARS = 64 * 1024
 _BATCH = 50_000
+#: A blank cell's (value, extra, error): the field takes its next column, or stays absent.
+_ABSENT = (None, None, None)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class _Load:
             except csv.Error:
                 return None
         if not self._parse():
+            self.db.execute("DROP VIEW temp.pos_parsed")
+            self.db.execute("DROP TABLE temp.pos_stage")
             return None
         rejected = self._stage()
         return FileSeen(self.display, self.info.sha256, rows=read, rejected=rejected)
@@ -95,19 +101,22 @@ class _Load:
     # -- loading -------------------------------------------------------------------------------
 
     def _load(self, rows: RowStream, header: list[str]) -> int:
-        """Every row as text: its raw JSON, a width problem, attributes, the mapped cells."""
+        """Every row into ``pos_stage``: its raw JSON, a width problem, attributes, and per
+        mapped field the value, extra (a refund key's stamp, a full name's last part) and parse
+        error of its first non-blank column. Each distinct cell of a column is cleaned and
+        parsed once (a memo per column); a row costs dictionary lookups, not parses."""
         located = self.located
-        # slot → (field, column index, header); slot 0 is the order id's first column.
-        self.slots = [(name, index, column) for name, found in located.fields.items()
-                      for index, column in found]
-        indexes = sorted({index for _, index, _ in self.slots})
-        self.cell_of = {index: n for n, index in enumerate(indexes)}
-        cells = ", ".join(f"c{n} TEXT" for n in range(len(indexes)))
+        kinds = fields_for("orders")
+        converters = {name: convert for name, _, convert, _ in self.reader._fields}
+        fields = [(name, [(index, {}, self._parser(name, kinds[name], column, converters[name]))
+                          for index, column in found])
+                  for name, found in located.fields.items()]
+        columns = ", ".join(f"f_{name}, x_{name}, e_{name} TEXT" for name, _ in fields)
         self.db.execute("DROP TABLE IF EXISTS temp.pos_stage")
         self.db.execute(f"CREATE TEMP TABLE pos_stage (line INTEGER PRIMARY KEY, raw TEXT, "
-                        f"width TEXT, attributes TEXT, order_attributes TEXT, {cells})")
+                        f"width TEXT, attributes TEXT, order_attributes TEXT, {columns})")
         insert = (f"INSERT INTO temp.pos_stage VALUES "
-                  f"({', '.join('?' for _ in range(5 + len(indexes)))})")
+                  f"({', '.join('?' for _ in range(5 + 3 * len(fields)))})")
         names, width = _raw_names(header), len(header)
         encode, reader = self.store.json, self.reader
         wanted, order_wanted = reader._attributes, reader._order_attributes
@@ -117,51 +126,50 @@ class _Load:
             read += 1
             n = len(row)
             wide = _width_problem(row, width) if n > width else None
-            batch.append((
-                line, encode(_raw(names, row)), wide.reason if wide else None,
-                encode(reader._first(row, wanted)) if wanted else "{}",
-                encode(reader._first(row, order_wanted)) if order_wanted else "{}",
-                *[row[i] if i < n else None for i in indexes]))
+            out = [line, encode(_raw(names, row)), wide.reason if wide else None,
+                   encode(reader._first(row, wanted)) if wanted else "{}",
+                   encode(reader._first(row, order_wanted)) if order_wanted else "{}"]
+            for _, found in fields:
+                entry = _ABSENT
+                for index, memo, parse in found:
+                    if index >= n:
+                        continue
+                    cell = row[index]
+                    entry = memo.get(cell)
+                    if entry is None:
+                        entry = memo[cell] = parse(cell)
+                    if entry is not _ABSENT:
+                        break
+                out.extend(entry)
+            batch.append(out)
             if len(batch) >= _BATCH:
                 self.db.conn.executemany(insert, batch)
                 batch.clear()
         self.db.conn.executemany(insert, batch)
-        self._values()
         return read
 
-    def _values(self) -> None:
-        """Each distinct cell of each mapped column, cleaned and parsed once."""
-        self.db.execute("DROP TABLE IF EXISTS temp.pos_values")
-        self.db.execute("CREATE TEMP TABLE pos_values (slot INTEGER, raw TEXT, clean TEXT, "
-                        "value, extra, error TEXT, PRIMARY KEY (slot, raw))")
-        kinds = fields_for("orders")
-        converters = {name: convert for name, _, convert, _ in self.reader._fields}
+    def _parser(self, name: str, kind: str, column: str,
+                convert: Callable[[str], Any]) -> Callable[[str], tuple[Any, Any, Any]]:
+        """One column's cell → (value, extra, error), or ``_ABSENT`` for a blank cell: the
+        cleaning of :meth:`RowReader.read` and the field's own converter."""
+        guarded = kind in GUARDED_KINDS
         blank = self.reader._blank
-        for slot, (name, index, column) in enumerate(self.slots):
-            kind = kinds[name]
-            guarded = kind in GUARDED_KINDS
-            store = self._storer(name, kind)
-            convert = converters[name]
-            out = []
-            for (raw,) in self.db.execute(f"SELECT DISTINCT c{self.cell_of[index]} FROM "
-                                          f"temp.pos_stage WHERE c{self.cell_of[index]} "
-                                          f"IS NOT NULL"):
-                text = raw.strip()
-                if guarded and text[:1] == "'":
-                    text = strip_guard(text)
-                if not text or text in blank:
-                    out.append((slot, raw, "", None, None, None))
-                    continue
-                try:
-                    value = convert(text)
-                except ValueError as exc:
-                    word = _KIND_WORDS.get(kind, "value")
-                    out.append((slot, raw, text, None, None,
-                                f"bad {word} in column '{column}': {exc}"))
-                    continue
-                out.append((slot, raw, text, *store(value), None))
-            self.db.conn.executemany("INSERT INTO temp.pos_values VALUES (?, ?, ?, ?, ?, ?)",
-                                     out)
+        store = self._storer(name, kind)
+        word = _KIND_WORDS.get(kind, "value")
+
+        def parse(cell: str) -> tuple[Any, Any, Any]:
+            text = cell.strip()
+            if guarded and text[:1] == "'":
+                text = strip_guard(text)
+            if not text or text in blank:
+                return _ABSENT
+            try:
+                value = convert(text)
+            except ValueError as exc:
+                return None, None, f"bad {word} in column '{column}': {exc}"
+            return (*store(value), None)
+
+        return parse
 
     def _storer(self, name: str, kind: str) -> Callable[[Any], tuple[Any, Any]]:
         """How a parsed value is kept: (value, extra) columns of ``pos_values``."""
@@ -178,27 +186,17 @@ class _Load:
     # -- the order rules, set-wise ---------------------------------------------------------------
 
     def _parse(self) -> bool:
-        """``pos_parsed``: each row's chosen values (first non-blank column of a field), the
-        first parse error of each field, and the line and refund rules; False when order ids
-        repeat (rows would group into orders: the record path's work)."""
+        """``pos_parsed``, a view of each row with the line and refund rules applied; False
+        when order ids repeat (rows would group into orders: the record path's work)."""
         fields = self.located.fields
-        joins, columns = [], []
-        for name in fields:
-            slots = [n for n, (field, _, _) in enumerate(self.slots) if field == name]
-            for n in slots:
-                joins.append(f"LEFT JOIN temp.pos_values v{n} ON v{n}.slot = {n} "
-                             f"AND v{n}.raw = s.c{self.cell_of[self.slots[n][1]]}")
-            for part, prefix in (("value", "f"), ("extra", "x"), ("error", "e")):
-                whens = " ".join(f"WHEN v{n}.clean <> '' THEN v{n}.{part}" for n in slots)
-                columns.append(f"CASE {whens} END AS {prefix}_{name}")
 
         def f(name: str) -> str:
             return f"f_{name}" if name in fields else "NULL"
 
         has_line = " OR ".join(f"f_{n} IS NOT NULL" for n in LINE_FIELDS if n in fields) or "0"
-        self.db.execute("DROP TABLE IF EXISTS temp.pos_parsed")
+        self.db.execute("DROP VIEW IF EXISTS temp.pos_parsed")
         self.db.execute(
-            f"""CREATE TEMP TABLE pos_parsed AS SELECT *,
+            f"""CREATE TEMP VIEW pos_parsed AS SELECT *,
                     ({has_line}) AS has_line,
                     coalesce({f('amount')}, CASE WHEN {f('price')} IS NOT NULL THEN
                         py_round({f('price')} * coalesce({f('quantity')}, 1.0), 4) END)
@@ -206,10 +204,8 @@ class _Load:
                     CASE WHEN {f('total')} IS NOT NULL THEN {f('total')} < 0
                          WHEN {f('amount')} IS NOT NULL THEN {f('amount')} < 0 ELSE 0 END
                         AS refund
-                FROM (SELECT s.line, s.raw, s.width, s.attributes, s.order_attributes,
-                             {', '.join(columns)}
-                      FROM temp.pos_stage s {' '.join(joins)})""")
-        return not self.db.execute("SELECT 1 FROM temp.pos_parsed WHERE f_order_key IS NOT NULL "
+                FROM temp.pos_stage""")
+        return not self.db.execute("SELECT 1 FROM temp.pos_stage WHERE f_order_key IS NOT NULL "
                                    "GROUP BY f_order_key HAVING count(*) > 1 LIMIT 1").fetchone()
 
     def _stage(self) -> int:
@@ -274,9 +270,8 @@ class _Load:
                     attributes
                 FROM temp.pos_parsed""",
             [self.display, self.source.config.currency, namespace, namespace])
-        self.db.execute("DROP TABLE temp.pos_parsed")
+        self.db.execute("DROP VIEW temp.pos_parsed")
         self.db.execute("DROP TABLE temp.pos_stage")
-        self.db.execute("DROP TABLE temp.pos_values")
         return self.db.execute("SELECT count(*) FROM staged_orders "
                                "WHERE problem IS NOT NULL").fetchone()[0]
 

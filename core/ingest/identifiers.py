@@ -22,6 +22,8 @@ from email_validator.syntax import (
     validate_email_local_part,
 )
 from email_validator.types import ValidatedEmail
+from phonenumbers.phonemetadata import PhoneMetadata
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 #: What the normalisers' results depend on: a cached result (``identifier_norms``, see
 #: :mod:`.normcache`) is only reused while these versions are installed.
@@ -112,6 +114,32 @@ def normalise_email(raw: str | None) -> tuple[str | None, str | None]:
     return normalized.lower(), None
 
 
+@functools.lru_cache(maxsize=64)
+def _first_of_its_code(region: str) -> bool:
+    """Whether ``region`` is the first region of its calling code and matches numbers by their
+    patterns alone (no leading-digits rule): the region ``region_code_for_number`` then tries
+    first (the US for +1)."""
+    code = phonenumbers.country_code_for_region(region)
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+    metadata = PhoneMetadata.metadata_for_region(region, None)
+    return bool(regions) and regions[0] == region and metadata is not None and (
+        metadata.leading_digits is None)
+
+
+def is_valid_number(number: phonenumbers.PhoneNumber, region: str) -> bool:
+    """``phonenumbers.is_valid_number(number)``, without its search for the number's region
+    when the default region already validates it.
+
+    ``is_valid_number`` is ``is_valid_number_for_region(number, region_code_for_number(number))``
+    and ``region_code_for_number`` returns the first region of the calling code whose patterns
+    match; when that first region is ``region`` and the number is valid for it, the answer is
+    True either way. Anything else takes the library's own path.
+    """
+    if _first_of_its_code(region) and phonenumbers.is_valid_number_for_region(number, region):
+        return True
+    return phonenumbers.is_valid_number(number)
+
+
 @functools.lru_cache(maxsize=200_000)
 def normalise_phone(raw: str | None, region: str) -> tuple[str | None, str | None]:
     """Return ``(E.164, None)`` for a valid number or ``(None, reason)``."""
@@ -125,6 +153,6 @@ def normalise_phone(raw: str | None, region: str) -> tuple[str | None, str | Non
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
         return None, f"invalid phone: {exc}"
-    if not phonenumbers.is_valid_number(number):
+    if not is_valid_number(number, region):
         return None, f"invalid phone: {value!r} is not a valid number (default region {region})"
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None

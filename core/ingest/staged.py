@@ -29,7 +29,7 @@ from typing import Any
 from ..records import Customer
 from ..store import utcnow
 from .identifiers import VERSIONS, normalise_email, normalise_phone
-from .stored import record_hash, stored_json
+from .stored import object_writer, stored_json, text_hash
 from .suppress import record_value
 
 #: One row per order row of the file. ``line`` is where the row starts; a refused row has
@@ -49,7 +49,7 @@ CREATE TEMP TABLE staged_orders (
     first_name TEXT, last_name TEXT, city TEXT, region TEXT, country TEXT, postal_code TEXT,
     link_id TEXT, customer_attributes TEXT,
     -- filled by StagedStore.store:
-    person_key TEXT, is_guest INTEGER, dropped INTEGER, record_hash TEXT
+    person_key TEXT, is_guest INTEGER, dropped INTEGER
 )"""
 
 _NORMS_VERSION_KEY = "identifier_norms_versions"
@@ -65,6 +65,10 @@ _ORDER_COLUMNS = (
 )
 _LINE_COLUMNS = ("title", "sku", "vendor", "category", "product_tags", "quantity", "price",
                  "amount")
+_RAW_UPSERT = """ON CONFLICT(source, stream, key) DO UPDATE SET
+    origin = excluded.origin, data = excluded.data WHERE raw_records.data != excluded.data"""
+_write_order = object_writer([name for name, _ in _ORDER_COLUMNS])
+_write_line = object_writer(["source", "order_key", "key", *_LINE_COLUMNS])
 _TIMES = """staged_orders s JOIN staged_times t ON t.id = s.ordered_at
     LEFT JOIN staged_times tc ON tc.id = s.cancelled_at
     LEFT JOIN staged_times tu ON tu.id = s.updated_at"""
@@ -254,30 +258,31 @@ class StagedStore:
         w.counts.suppressed += len(dropped)
 
     def _order_hash(self, *values: Any) -> str:
-        """The writer's hash of an order (its stored row and lines, not its origin)."""
+        """The writer's hash of an order (its stored row and lines, not its origin), written
+        with the key order fixed once: ``{"lines": [...], "order": {...}}``."""
         n = len(_ORDER_COLUMNS)
-        order = {name: value for (name, _), value in zip(_ORDER_COLUMNS, values[:n], strict=True)}
-        has_line, *line = values[n:]
-        lines = [{"source": order["source"], "order_key": order["key"], "key": "1",
-                  **dict(zip(_LINE_COLUMNS, line, strict=True))}] if has_line else []
-        return record_hash({"order": order, "lines": lines})
+        order = _write_order(values[:n])
+        if not values[n]:
+            return text_hash(f'{{"lines": [], "order": {order}}}')
+        source, key = values[0], values[1]
+        line = _write_line((source, key, "1", *values[n + 1:]))
+        return text_hash(f'{{"lines": [{line}], "order": {order}}}')
 
     def _orders(self) -> None:
+        """Hash every kept order in SQL, upsert the changed ones, replace their lines."""
         w, db, source = self.writer, self.db, self.writer.source
         kept = "s.problem IS NULL AND s.dropped IS NULL"
         exprs = ", ".join(expr for _, expr in _ORDER_COLUMNS)
         line_exprs = ", ".join(f"s.{c}" for c in _LINE_COLUMNS)
-        db.execute(
-            f"""UPDATE staged_orders AS x SET record_hash = order_hash({exprs}, s.has_line,
-                    {line_exprs})
-                FROM {_TIMES} WHERE x.line = s.line AND {kept}""",
-            [source])
         db.execute("DROP TABLE IF EXISTS temp.staged_changed")
         db.execute(
-            f"""CREATE TEMP TABLE staged_changed AS SELECT s.line, s.key FROM staged_orders s
-                WHERE {kept} AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.source = ?
-                    AND o.key = s.key AND o.record_hash = s.record_hash)""",
-            [source])
+            f"""CREATE TEMP TABLE staged_changed AS SELECT line, key, record_hash FROM (
+                    SELECT s.line, s.key, order_hash({exprs}, s.has_line, {line_exprs})
+                        AS record_hash
+                    FROM {_TIMES} WHERE {kept}) AS h
+                WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.source = ?
+                    AND o.key = h.key AND o.record_hash = h.record_hash)""",
+            [source, source])
         total = db.execute(f"SELECT count(*) FROM staged_orders s WHERE {kept}").fetchone()[0]
         changed = db.execute("SELECT count(*) FROM temp.staged_changed").fetchone()[0]
         w.counts.orders += changed
@@ -286,7 +291,7 @@ class StagedStore:
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("source", "key"))
         db.execute(
             f"""INSERT INTO orders ({', '.join(columns)})
-                SELECT {exprs}, s.record_hash, s.origin, ?
+                SELECT {exprs}, c.record_hash, s.origin, ?
                 FROM temp.staged_changed c CROSS JOIN {_TIMES}
                 WHERE s.line = c.line ORDER BY s.line
                 ON CONFLICT(source, key) DO UPDATE SET {updates}""",
@@ -299,15 +304,16 @@ class StagedStore:
                 JOIN staged_orders s ON s.line = c.line WHERE s.has_line
                 ORDER BY s.line""",
             [source])
-        self._raw(db.execute(f"SELECT 'orders', s.key, s.origin, s.raw FROM staged_orders s "
-                             f"WHERE {kept} AND s.raw IS NOT NULL ORDER BY s.line").fetchall())
+        db.execute(
+            f"""INSERT INTO raw_records(source, stream, key, origin, data)
+                SELECT ?, 'orders', s.key, s.origin, s.raw FROM staged_orders s
+                WHERE {kept} AND s.raw IS NOT NULL ORDER BY s.line
+                {_RAW_UPSERT}""",
+            [source])
 
     def _raw(self, rows: list[tuple[str, str, str, str]]) -> None:
         if rows:
             self.db.conn.executemany(
-                """INSERT INTO raw_records(source, stream, key, origin, data)
-                   VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT(source, stream, key) DO UPDATE SET
-                     origin = excluded.origin, data = excluded.data
-                   WHERE raw_records.data != excluded.data""",
+                f"""INSERT INTO raw_records(source, stream, key, origin, data)
+                    VALUES (?, ?, ?, ?, ?) {_RAW_UPSERT}""",
                 [(self.writer.source, *r) for r in rows])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 # One encoder for every call: ``json.dumps`` with options builds a new encoder each time, and
@@ -23,4 +25,40 @@ def stored_json(value: Any) -> str:
 
 
 def record_hash(row: dict[str, Any]) -> str:
-    return hashlib.sha256(encode(row).encode()).hexdigest()[:32]
+    return text_hash(encode(row))
+
+
+def _value(value: Any) -> str:
+    """One value as :data:`encode` writes it (the C encoder's reprs; NaN and infinities as
+    Python's json writes them); anything but None, str, int or float goes to ``encode``."""
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is str:
+        return encode_basestring(value)
+    if kind is float:
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    return encode(value)
+
+
+def object_writer(names: Sequence[str]) -> Callable[[Sequence[Any]], str]:
+    """A writer of ``encode(dict(zip(names, values)))`` for a fixed set of names: the keys
+    sorted once, not per row (the staged path hashes every order with it)."""
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    parts = [(encode_basestring(names[i]) + ": ", i) for i in order]
+
+    def write(values: Sequence[Any]) -> str:
+        return "{" + ", ".join([prefix + _value(values[i]) for prefix, i in parts]) + "}"
+
+    return write
+
+
+def text_hash(text: str) -> str:
+    """:func:`record_hash` of a record already written as text."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

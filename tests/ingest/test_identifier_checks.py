@@ -1,4 +1,4 @@
-"""The memoised email check gives exactly what email-validator gives, address or error text.
+"""The faster identifier checks answer exactly what email-validator and phonenumbers answer.
 
 ``validated_address`` re-composes ``validate_email`` from the library's own steps so the
 domain half runs once per distinct domain; any drift from the library (an order of checks, a
@@ -9,10 +9,11 @@ that mix valid, odd and broken local parts and domains.
 from __future__ import annotations
 
 import email_validator
+import phonenumbers
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from segsync.core.ingest.identifiers import normalise_email, validated_address
+from segsync.core.ingest.identifiers import is_valid_number, normalise_email, validated_address
 
 _LOCAL = st.text(alphabet=st.sampled_from(list("abcXYZ09._+-!#\"' \\()<>,;:@é\u0301ü\u037e")),
                  min_size=0, max_size=12)
@@ -61,3 +62,21 @@ def test_normalise_email_lower_cases_the_library_form():
     assert normalise_email("  Ann.Lee@Example.COM ") == ("ann.lee@example.com", None)
     assert normalise_email("ann@localhost")[1] == (
         "invalid email: " + _library("ann@localhost").split(": ", 2)[2])
+
+
+_DIGITS = st.text(alphabet=st.sampled_from(list("0123456789")), min_size=6, max_size=12)
+
+
+@settings(max_examples=800, deadline=None)
+@given(digits=_DIGITS, prefix=st.sampled_from(["", "+1", "+44", "+49 ", "1-", "0", "(212) ",
+                                               "+1 604 ", "+1 876 ", "+44 1624 "]),
+       region=st.sampled_from(["US", "CA", "GB", "DE", "JM", "IM", "FR", "AU"]))
+@example(digits="5550101", prefix="(415) ", region="US")
+@example(digits="5550101", prefix="+1 604 ", region="US")
+@example(digits="456789", prefix="+44 1624 ", region="GB")
+def test_the_phone_shortcut_answers_what_the_library_answers(digits, prefix, region):
+    try:
+        number = phonenumbers.parse(prefix + digits, region)
+    except phonenumbers.NumberParseException:
+        return
+    assert is_valid_number(number, region) == phonenumbers.is_valid_number(number)
