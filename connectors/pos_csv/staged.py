@@ -35,8 +35,8 @@ from .rows import _KIND_WORDS, RowReader, _raw, _raw_names, _width_problem
 _KINDS = frozenset({"key", "text", "ident", "money", "number", "datetime", "bool", "tags"})
 _SNIFF_CHARS = 64 * 1024
 _BATCH = 50_000
-#: A blank cell's (value, extra, error): the field takes its next column, or stays absent.
-_ABSENT = (None, None, None)
+#: Kinds whose converter may refuse a value (the others take any text).
+_FAILING = frozenset({"money", "number", "datetime", "bool"})
 
 
 @dataclass(frozen=True)
@@ -102,25 +102,32 @@ class _Load:
 
     def _load(self, rows: RowStream, header: list[str]) -> int:
         """Every row into ``pos_stage``: its raw JSON, a width problem, attributes, and per
-        mapped field the value, extra (a refund key's stamp, a full name's last part) and parse
-        error of its first non-blank column. Each distinct cell of a column is cleaned and
-        parsed once (a memo per column); a row costs dictionary lookups, not parses."""
+        mapped field the value (``f_``) of its first non-blank column, with an extra value
+        (``x_``: a refund key's stamp, a full name's last part) and a parse error (``e_``)
+        where its kind has them. Each distinct cell of a column is cleaned and parsed once (a
+        memo per column); a row costs dictionary lookups, not parses."""
         located = self.located
         kinds = fields_for("orders")
         converters = {name: convert for name, _, convert, _ in self.reader._fields}
-        fields = [(name, [(index, {}, self._parser(name, kinds[name], column, converters[name]))
-                          for index, column in found])
-                  for name, found in located.fields.items()]
-        columns = ", ".join(f"f_{name}, x_{name}, e_{name} TEXT" for name, _ in fields)
+        fields, columns = [], []
+        for name, found in located.fields.items():
+            parts = _parts(name, kinds[name])
+            absent = (None,) * len(parts)
+            fields.append((absent, [(index, {}, self._parser(name, kinds[name], column,
+                                                             converters[name], parts, absent))
+                                    for index, column in found]))
+            columns += [f"{part}_{name}" for part in parts]
+        self.errors = [name for name in located.fields if "e" in _parts(name, kinds[name])]
         self.db.execute("DROP TABLE IF EXISTS temp.pos_stage")
         self.db.execute(f"CREATE TEMP TABLE pos_stage (line INTEGER PRIMARY KEY, raw TEXT, "
-                        f"width TEXT, attributes TEXT, order_attributes TEXT, {columns})")
+                        f"width TEXT, attributes TEXT, order_attributes TEXT, "
+                        f"{', '.join(columns)})")
         insert = (f"INSERT INTO temp.pos_stage VALUES "
-                  f"({', '.join('?' for _ in range(5 + 3 * len(fields)))})")
+                  f"({', '.join('?' for _ in range(5 + len(columns)))})")
         names, width = _raw_names(header), len(header)
         encode, reader = self.store.json, self.reader
         wanted, order_wanted = reader._attributes, reader._order_attributes
-        batch: list[tuple[Any, ...]] = []
+        batch: list[list[Any]] = []
         read = 0
         for line, row in rows:
             read += 1
@@ -129,8 +136,8 @@ class _Load:
             out = [line, encode(_raw(names, row)), wide.reason if wide else None,
                    encode(reader._first(row, wanted)) if wanted else "{}",
                    encode(reader._first(row, order_wanted)) if order_wanted else "{}"]
-            for _, found in fields:
-                entry = _ABSENT
+            for absent, found in fields:
+                entry = absent
                 for index, memo, parse in found:
                     if index >= n:
                         continue
@@ -138,9 +145,9 @@ class _Load:
                     entry = memo.get(cell)
                     if entry is None:
                         entry = memo[cell] = parse(cell)
-                    if entry is not _ABSENT:
+                    if entry is not absent:
                         break
-                out.extend(entry)
+                out += entry
             batch.append(out)
             if len(batch) >= _BATCH:
                 self.db.conn.executemany(insert, batch)
@@ -148,26 +155,31 @@ class _Load:
         self.db.conn.executemany(insert, batch)
         return read
 
-    def _parser(self, name: str, kind: str, column: str,
-                convert: Callable[[str], Any]) -> Callable[[str], tuple[Any, Any, Any]]:
-        """One column's cell → (value, extra, error), or ``_ABSENT`` for a blank cell: the
-        cleaning of :meth:`RowReader.read` and the field's own converter."""
+    def _parser(self, name: str, kind: str, column: str, convert: Callable[[str], Any],
+                parts: tuple[str, ...], absent: tuple[None, ...]) -> Callable[[str], tuple]:
+        """One column's cell → its ``parts`` (value, extra, error as the kind has them), or
+        ``absent`` for a blank cell: the cleaning of :meth:`RowReader.read` and the field's
+        own converter."""
         guarded = kind in GUARDED_KINDS
         blank = self.reader._blank
         store = self._storer(name, kind)
         word = _KIND_WORDS.get(kind, "value")
+        extra, fails = "x" in parts, "e" in parts
 
-        def parse(cell: str) -> tuple[Any, Any, Any]:
+        def parse(cell: str) -> tuple:
             text = cell.strip()
             if guarded and text[:1] == "'":
                 text = strip_guard(text)
             if not text or text in blank:
-                return _ABSENT
+                return absent
             try:
-                value = convert(text)
+                value, more = store(convert(text))
             except ValueError as exc:
-                return None, None, f"bad {word} in column '{column}': {exc}"
-            return (*store(value), None)
+                if not fails:
+                    raise
+                return (None, None, f"bad {word} in column '{column}': {exc}") if extra else (
+                    None, f"bad {word} in column '{column}': {exc}")
+            return (value, *((more,) if extra else ()), *((None,) if fails else ()))
 
         return parse
 
@@ -223,7 +235,7 @@ class _Load:
             ("'order_key'", "f_order_key IS NULL", _quote(
                 f"no order id: column '{self.reader.columns['order_key']}' is blank")),
             ("NULL", "width IS NOT NULL", "width"),
-            *[(_quote(name), f"e_{name} IS NOT NULL", f"e_{name}") for name in fields],
+            *[(_quote(name), f"e_{name} IS NOT NULL", f"e_{name}") for name in self.errors],
             ("'ordered_at'", f"{f('ordered_at')} IS NULL",
              _quote(blank("no order date", ("ordered_at",)))),
             ("'total'", f"{f('total')} IS NULL AND line_amount IS NULL",
@@ -274,6 +286,13 @@ class _Load:
         self.db.execute("DROP TABLE temp.pos_stage")
         return self.db.execute("SELECT count(*) FROM staged_orders "
                                "WHERE problem IS NOT NULL").fetchone()[0]
+
+
+def _parts(name: str, kind: str) -> tuple[str, ...]:
+    """A field's ``pos_stage`` columns: its value, an extra value for a datetime (the stamp of
+    a refund's key) or a full name (its last part), an error where the kind can refuse."""
+    extra = kind == "datetime" or name == "full_name"
+    return ("f", *(("x",) if extra else ()), *(("e",) if kind in _FAILING else ()))
 
 
 def _quote(text: str) -> str:
