@@ -26,6 +26,7 @@ from sqlite_utils import Database
 
 from ..records import OPT_OUT_STATES
 from ..store import utcnow
+from .bulk import page_cache
 
 #: The customer columns whose equal values make two records one person.
 LINK_COLUMNS = ("email", "phone", "link_id")
@@ -44,7 +45,7 @@ def resolve(db: Database, run_id: int | None = None, *, full: bool = False) -> d
     that changed since the last resolution. Returns counts: ``people``, ``new`` people,
     ``merged`` ids, ``relabelled`` records and ``iterations`` of propagation.
     """
-    with db.atomic():
+    with page_cache(db), db.atomic():
         try:
             relabelled = _scope(db, full)
             iterations = _label_components(db)

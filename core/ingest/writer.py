@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from ..records import Cursor, Customer, FileSeen, Order, Record, Rejected, StagedFile
 from ..store import utcnow
+from .bulk import page_cache, paused_gc
 from .identifiers import normalise_email, normalise_phone
 from .staged import StagedStore
 from .stored import record_hash, stored_json
@@ -214,22 +215,14 @@ class StoreWriter:
         :class:`FileSeen`; a declined offer leaves ``result`` None and stores nothing."""
         self.flush()
         staged = StagedStore(self)
-        # A whole file's staging tables and upserts: a page cache that holds them (256 MB of
-        # each of the main and the temp database at most) instead of re-reading spilled pages.
-        caches = [self.db.execute(f"PRAGMA {schema}.cache_size").fetchone()[0]
-                  for schema in ("main", "temp")]
-        self.db.execute("PRAGMA main.cache_size = -262144")
-        self.db.execute("PRAGMA temp.cache_size = -262144")
         try:
-            with self.db.atomic():
+            with paused_gc(), page_cache(self.db), self.db.atomic():
                 seen = offer.load(staged)
                 if seen is not None:
                     staged.store()
                     self._write_mark(seen)
         finally:
             staged.close()
-            for schema, cache in zip(("main", "temp"), caches, strict=True):
-                self.db.execute(f"PRAGMA {schema}.cache_size = {int(cache)}")
         offer.result = seen
 
     def _suppressed_customer(self, row: dict[str, Any]) -> bool:
