@@ -148,3 +148,22 @@ def test_the_fixed_key_writer_writes_what_the_encoder_writes(row):
     # The staged path hashes orders with it; the record path hashes with ``encode``.
     names = list(row)
     assert object_writer(names)([row[n] for n in names]) == encode(row)
+
+
+def test_a_staged_pull_leaves_the_connection_as_it_found_it(tmp_path):
+    # The bulk settings (a 256 MB page cache, no cyclic GC) last only as long as the step.
+    import gc
+
+    csv_path = tmp_path / "orders.csv"
+    csv_path.write_text(HEADER + "\n".join(ROWS) + "\n", encoding="utf-8")
+    db = open_store(tmp_path / "store.db")
+    settings = Settings.model_validate({"store": {"path": str(tmp_path / "store.db")}})
+    config = PosCsvConfig.model_validate({"type": "pos_csv", "path": str(csv_path),
+                                          "stream": "orders", "mapping": MAPPING})
+    sizes = [db.execute(f"PRAGMA {s}.cache_size").fetchone()[0] for s in ("main", "temp")]
+    with recorded(db, "pull") as run:
+        result = pull_sources(db, settings, {"shop": PosCsvSource("shop", config, tmp_path)},
+                              run.id)[0]
+    assert result.counts.orders and gc.isenabled()
+    assert [db.execute(f"PRAGMA {s}.cache_size").fetchone()[0] for s in ("main", "temp")] == sizes
+    assert not db.execute("SELECT name FROM temp.sqlite_master").fetchall()
