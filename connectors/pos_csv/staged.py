@@ -85,13 +85,18 @@ class _Load:
             try:
                 read = self._load(rows, header)
             except csv.Error:
+                # The record path reads the file again and reports where it broke.
+                self._discard()
                 return None
         if not self._parse():
-            self.db.execute("DROP VIEW temp.pos_parsed")
-            self.db.execute("DROP TABLE temp.pos_stage")
+            self._discard()
             return None
         rejected = self._stage()
         return FileSeen(self.display, self.info.sha256, rows=read, rejected=rejected)
+
+    def _discard(self) -> None:
+        self.db.execute("DROP VIEW IF EXISTS temp.pos_parsed")
+        self.db.execute("DROP TABLE IF EXISTS temp.pos_stage")
 
     def _covers(self, located: Located) -> bool:
         kinds = fields_for("orders")

@@ -167,3 +167,13 @@ def test_a_staged_pull_leaves_the_connection_as_it_found_it(tmp_path):
     assert result.counts.orders and gc.isenabled()
     assert [db.execute(f"PRAGMA {s}.cache_size").fetchone()[0] for s in ("main", "temp")] == sizes
     assert not db.execute("SELECT name FROM temp.sqlite_master").fetchall()
+
+
+def test_a_file_the_csv_module_cannot_finish_is_declined_and_reported_as_before(
+        tmp_path, monkeypatch):
+    # An unclosed quote runs past the csv module's field size limit: csv.Error mid-file.
+    rows = [*ROWS[:3], 'A90,C1,"ann@example.com,,,,2026-05-01,1.00,,,,,', *["y" * 1000] * 140]
+    taken, staged, record, sc, rc = _both(tmp_path, monkeypatch, rows)
+    assert taken[0].result is None
+    _same(staged, record)
+    assert sc == rc and "unclosed quote" in staged["rejects"]
