@@ -7,7 +7,8 @@ file (the raw limit), with normalisation on." This script writes a synthetic, se
 * (a) ``sqlite3 <fresh db> ".import --csv <file> orders"`` (the raw limit; when the shell is
   missing, Python's ``sqlite3`` ``executemany`` of ``csv.reader`` rows, and it says so), and
 * (b) segsync's full pull of the same file (``pull_sources``: ``pos_csv`` reading, row keys,
-  normalisation, ``StoreWriter`` upserts, identity resolution) into a fresh store,
+  normalisation, upserts, identity resolution) into a fresh store; a file with one row per
+  order id like this one takes the staged path (``segsync.core.ingest.staged``),
 
 and prints rows/s for both and the ratio (target ≥ 0.3). With ``--cdnow`` it also times the
 pull of examples/cdnow.toml's file (CDNOW_master.txt) into a fresh store.

@@ -17,7 +17,11 @@ For each allowed concurrency a fresh store and destination go through three runs
 
 Write calls are ``SyncResult.write_calls`` (checked against the destination's own count).
 Wall time is that of ``push`` alone (planning is printed separately); ``cpu s`` is the CPU
-time of the calling thread during it, which is what the push itself costs whatever the load.
+time of the calling thread during it, which is what the push itself costs whatever the load,
+and ``cpu/b ms`` the same per write call: every batch queues behind the calling thread's
+database writes, so at 10 workers × 50 ms it must stay well under 5 ms. ``all/b ms`` is the
+CPU time of the whole process per call (workers and the fake destination included), which is
+what a loaded machine has to find room for.
 The ideal is §5's ``calls × latency ÷ concurrency``; when the calls do not divide evenly over
 the workers that figure cannot be reached (one call cannot be shared by four workers), so the
 ratio is held against the floor ``ceil(calls ÷ concurrency) × latency``, which equals it otherwise.
@@ -64,6 +68,7 @@ class Row:
     plan_s: float
     push_s: float
     cpu_s: float
+    process_s: float
     ideal_s: float
     floor_s: float
     bare_s: float
@@ -119,9 +124,9 @@ def measure(harness: SyncHarness, scenario: str, latency: float, batch: int) -> 
         planned = time.perf_counter() - t0
         # Floor first: the bare calls this push will make, timed before it on the same machine.
         bare = bare_floor(math.ceil(plan.to_send / batch), caps.max_concurrency, latency)
-        t1, c1 = time.perf_counter(), time.thread_time()
+        t1, c1, p1 = time.perf_counter(), time.thread_time(), time.process_time()
         result = push(harness.db, plan, dest, harness.run_id, retry=harness.retry)
-        t2, c2 = time.perf_counter(), time.thread_time()
+        t2, c2, p2 = time.perf_counter(), time.thread_time(), time.process_time()
     if result.status != "ok":
         raise SystemExit(f"{scenario}: push ended {result.status}: {result.error}")
     calls = result.write_calls
@@ -147,6 +152,7 @@ def measure(harness: SyncHarness, scenario: str, latency: float, batch: int) -> 
         planned,
         push_s,
         c2 - c1,
+        p2 - p1,
         ideal,
         floor,
         bare,
@@ -158,6 +164,10 @@ def measure(harness: SyncHarness, scenario: str, latency: float, batch: int) -> 
 
 def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def per_call_ms(seconds: float, calls: int) -> str:
+    return f"{seconds / calls * 1000:.2f}" if calls else "-"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         f"{'latency':>7} {'scenario':<8} {'conc':>4} {'changes':>8} {'calls':>6} {'min':>5} "
-        f"{'ratio':>6} {'inflt':>5} {'plan s':>7} {'push s':>7} {'cpu s':>6} {'ideal s':>8} "
+        f"{'ratio':>6} {'inflt':>5} {'plan s':>7} {'push s':>7} {'cpu s':>6} {'cpu/b ms':>8} "
+        f"{'all/b ms':>8} {'ideal s':>8} "
         f"{'bare s':>7} {'floor s':>8} {'ratio':>6}  ok"
     )
     print(header)
@@ -211,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row.latency:>7.3f} {row.scenario:<8} {row.concurrency:>4} {row.changes:>8} "
                 f"{row.calls:>6} {row.minimum:>5} {fmt_ratio(row.call_ratio):>6} "
                 f"{row.max_in_flight:>5} {row.plan_s:>7.2f} {row.push_s:>7.2f} "
-                f"{row.cpu_s:>6.3f} {row.ideal_s:>8.2f} {row.bare_s:>7.2f} {row.floor_s:>8.2f} "
+                f"{row.cpu_s:>6.3f} {per_call_ms(row.cpu_s, row.calls):>8} "
+                f"{per_call_ms(row.process_s, row.calls):>8} "
+                f"{row.ideal_s:>8.2f} {row.bare_s:>7.2f} {row.floor_s:>8.2f} "
                 f"{fmt_ratio(row.wall_ratio):>6}  {ok}",
                 flush=True,
             )

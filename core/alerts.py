@@ -42,7 +42,7 @@ from pydantic import BaseModel, SecretStr
 from sqlite_utils import Database
 
 from . import __version__
-from .errors import FatalError, RetriableError, SegsyncError
+from .errors import FatalError, Interrupted, RetriableError, SegsyncError
 from .http import make_client, raise_for_status, send
 from .retry import RetryPolicy
 from .runs import Run, get_run, previous_run, run_summary_text
@@ -378,11 +378,16 @@ def alerting(settings: Settings, db: Database,
 
     Enter it before the run lock, so that exit 3 is seen, and set ``watch.run`` once the run
     is recorded. A run that raises is alerted with the error's exit code and the error
-    re-raised unchanged; one stopped by Ctrl-C is not alerted, a person stopped it.
+    re-raised unchanged; one stopped by Ctrl-C is not alerted, a person stopped it, but one
+    stopped by SIGTERM is: the scheduler gave up on it, and nobody is watching.
     """
     watch = RunWatch()
     try:
         yield watch
+    except Interrupted as exc:
+        if not exc.by_person:
+            notify(settings, db, watch.run, exc.exit_code, secrets, error=str(exc))
+        raise
     except Exception as exc:
         code = exc.exit_code if isinstance(exc, SegsyncError) else 1
         notify(settings, db, watch.run, code, secrets, error=str(exc))

@@ -41,6 +41,9 @@ class PullState:
     default_region: str
     #: Content hashes (sha256 hex) of files this source has already imported.
     seen_files: frozenset[str] = frozenset()
+    #: Whether the consumer takes :class:`~segsync.core.records.StagedFile` offers (the
+    #: store's writer does); a source offers them only then.
+    staged: bool = False
 
 
 class Source(abc.ABC):
@@ -50,6 +53,13 @@ class Source(abc.ABC):
     ``pull`` yields :mod:`segsync.core.records` objects in any order; the store writes them in
     batches and stores a :class:`~segsync.core.records.Cursor` only after every record yielded
     before it is written, so a source that yields its cursor after each page is resumable.
+
+    Optional bulk capability: when ``state.staged``, instead of a file's records a source may
+    yield a :class:`~segsync.core.records.StagedFile` whose loader fills the store's staging
+    table (:mod:`segsync.core.ingest.staged`); the store then normalises and upserts the whole file
+    set-wise. If the offer comes back with no ``result`` the source yields the records instead,
+    so a staged path never has to cover every shape of input (``pos_csv`` offers one for
+    orders files with one row per order id).
     """
 
     type_name: ClassVar[str]

@@ -17,6 +17,9 @@ bug and keeps its traceback.
     └── ConnectorError           exit 1   talking to an external service
         ├── RetriableError                429, 5xx, timeouts: try again later
         └── FatalError                    401, 403 with a body, bad request: do not retry
+
+    Interrupted                  exit 1   Ctrl-C or SIGTERM (a BaseException, as
+                                          KeyboardInterrupt is)
 """
 
 from __future__ import annotations
@@ -103,3 +106,20 @@ class FatalError(ConnectorError):
     def __init__(self, message: str, status: int | None = None):
         self.status = status
         super().__init__(message)
+
+
+class Interrupted(BaseException):
+    """The process was told to stop (Ctrl-C, or SIGTERM from a scheduler's timeout).
+
+    A :class:`BaseException`, as :class:`KeyboardInterrupt` is, so that no ``except
+    Exception`` on the way (a retry loop, a per-record error handler) mistakes it for a
+    failure and carries on.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, by_person: bool):
+        super().__init__(message)
+        #: Ctrl-C (someone is watching) rather than SIGTERM (a scheduler gave up on the run).
+        self.by_person = by_person
+

@@ -402,6 +402,28 @@ def m005_incremental(db: Database) -> None:
 
 
 @migrations()
+def m004_staged_ingest(db: Database) -> None:
+    """``identifier_norms``: the normalised form (or the reason there is none) of every raw
+    email and phone a staged ingest has validated, keyed by the raw text and the region it was
+    read in, so a re-import of the same export validates nothing again
+    (:mod:`segsync.core.ingest.staged`). Only derived data: the ``meta`` key
+    ``identifier_norms_versions`` names the validator versions it was filled with, and a
+    different version empties it."""
+    db.executescript(
+        """
+        CREATE TABLE identifier_norms (
+            kind TEXT NOT NULL,
+            region TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            value TEXT,
+            error TEXT,
+            PRIMARY KEY (kind, region, raw)
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+@migrations()
 def m006_prediction_inputs(db: Database) -> None:
     """Per buyer, the inputs of the prediction models that do not move with the as-of date
     (:mod:`segsync.core.measure.predict`): the first purchase day (as days since 1970-01-01,

@@ -10,6 +10,7 @@ Datetimes are timezone-aware or naive; a naive one is read in the store's time z
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -144,4 +145,22 @@ class FileSeen:
     skipped: bool = False
 
 
-Record = Customer | Order | Rejected | Cursor | FileSeen
+@dataclass
+class StagedFile:
+    """A source's offer to write a whole file set-wise instead of record by record.
+
+    The optional bulk capability of a source (see :class:`~segsync.core.connector.Source`):
+    ``load`` fills the store's staging table (:class:`~segsync.core.ingest.staged.StagedStore`,
+    one typed row per order row) and returns the file's :class:`FileSeen`, or None to decline
+    (a shape the staged path does not cover). The writer runs it when the record arrives and
+    sets ``result``; a source whose offer was declined, or not taken up (a consumer of
+    :meth:`pull` that is not the store), yields the file's records as usual.
+    """
+
+    path: str
+    #: Called with the store's ``StagedStore`` (base modules do not import the ingest stage).
+    load: Callable[[Any], FileSeen | None]
+    result: FileSeen | None = None
+
+
+Record = Customer | Order | Rejected | Cursor | FileSeen | StagedFile

@@ -11,7 +11,7 @@ import datetime as dt
 import itertools
 import logging
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,11 +160,14 @@ def push_all(db: Database, settings: Settings, destinations: dict[str, Destinati
              run_id: int, blocked: str | None, allow_large_removals: bool,
              only: list[str] | None = None,
              progress: Callable[[str, int, int], None] | None = None,
-             reconcile_first: bool = False) -> list[SyncReport]:
+             reconcile_first: bool = False,
+             secrets: Iterable[str] = ()) -> list[SyncReport]:
     """Plan and push every enabled sync; one failing sync or destination never stops another.
 
     With ``reconcile_first`` each sync's baseline is first rewritten to what its target really
-    holds, so the push also repairs changes made by hand at the destination.
+    holds, so the push also repairs changes made by hand at the destination. ``secrets`` (the
+    credentials of the settings) are replaced by ``***`` wherever this run's log and the
+    outcomes quote them: a service's error can echo a key, and the log is kept for months.
     """
     reports = []
     for name in selected_syncs(settings, only):
@@ -188,7 +191,18 @@ def push_all(db: Database, settings: Settings, destinations: dict[str, Destinati
             report.error = f"{type(exc).__name__}: {exc}"
         reports.append(report)
     scrub_log(db, run_id, settings.store.default_region)
+    _redact_reasons(db, run_id, secrets)
     return reports
+
+
+def _redact_reasons(db: Database, run_id: int, secrets: Iterable[str]) -> None:
+    # Longest first, so that a key containing a shorter one goes whole.
+    with db.atomic():
+        for secret in sorted(set(secrets), key=len, reverse=True):
+            db.execute("UPDATE sync_log SET reason = replace(reason, :s, '***') "
+                       "WHERE run_id = :run AND instr(reason, :s)", {"s": secret, "run": run_id})
+            db.execute("UPDATE sync_outcomes SET reason = replace(reason, :s, '***') "
+                       "WHERE instr(reason, :s)", {"s": secret})
 
 
 def selected_syncs(settings: Settings, only: list[str] | None) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .errors import SegsyncError
+from .errors import Interrupted, SegsyncError
 from .store import utcnow
 
 
@@ -34,7 +34,16 @@ class Run:
 
 @contextlib.contextmanager
 def recorded(db: Database, command: str, as_of: str | None = None) -> Iterator[Run]:
-    """Open a ``runs`` row, and close it with the outcome even when the command fails."""
+    """Open a ``runs`` row, and close it with the outcome even when the command fails.
+
+    Called only under the run lock (:func:`~segsync.core.store.run_lock`), so a row still
+    ``running`` here belongs to a process that died without closing it (SIGKILL, the OOM
+    killer, a power cut): it is marked ``killed``, or ``status`` and the alerts would show it
+    running forever. A run stopped by Ctrl-C or SIGTERM (:class:`~.errors.Interrupted`) is
+    closed as ``interrupted`` with exit code 1.
+    """
+    db.execute("UPDATE runs SET status = 'killed' WHERE status = 'running' "
+               "AND finished_at IS NULL")
     run_id = db.execute(
         "INSERT INTO runs(command, started_at, status, as_of) VALUES (?, ?, 'running', ?)",
         [command, utcnow(), as_of],
@@ -45,6 +54,10 @@ def recorded(db: Database, command: str, as_of: str | None = None) -> Iterator[R
     except SegsyncError as exc:
         run.status, run.exit_code = "failed", exc.exit_code
         run.summary.setdefault("error", str(exc))
+        raise
+    except (Interrupted, KeyboardInterrupt) as exc:
+        run.status, run.exit_code = "interrupted", Interrupted.exit_code
+        run.summary.setdefault("error", str(exc) or "interrupted")
         raise
     except BaseException as exc:
         run.status, run.exit_code = "failed", 1

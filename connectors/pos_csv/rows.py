@@ -147,3 +147,31 @@ def _converters(
         "bool": parse_bool,
         "consent": consent_reader(consent_values),
     }
+
+
+def _raw_names(header: list[str]) -> list[str]:
+    """Header names made unique (``Phone``, ``Phone (2)``) so no cell of the raw row is lost."""
+    names: list[str] = []
+    counts: dict[str, int] = {}
+    for name in header:
+        counts[name] = counts.get(name, 0) + 1
+        names.append(name if counts[name] == 1 else f"{name} ({counts[name]})")
+    return names
+
+
+def _raw(names: list[str], row: list[str]) -> dict[str, str]:
+    raw = dict(zip(names, row, strict=False))
+    if len(row) > len(names):
+        raw["_extra"] = ",".join(row[len(names):])
+    return raw
+
+
+def _width_problem(row: list[str], width: int) -> Problem | None:
+    """A row with more non-blank cells than the header has columns is shifted; refuse it.
+
+    Shorter rows are fine: Excel drops trailing empty cells.
+    """
+    if len(row) > width and any(cell.strip() for cell in row[width:]):
+        return Problem(None, f"row has {len(row)} fields but the header has {width} columns "
+                             "(an unquoted delimiter inside a value?)")
+    return None

@@ -25,7 +25,8 @@ from .fields import Stream
 from .orders import OrderAssembler, OrderRow
 from .presets import PRESETS
 from .reader import FileInfo, RowStream, inspect_file, open_text, sniff_delimiter
-from .rows import Problem, RowReader, RowValues
+from .rows import Problem, RowReader, RowValues, _raw, _raw_names, _width_problem
+from .staged import Shape, offer
 
 #: Files a folder ``path`` picks up.
 SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
@@ -52,6 +53,7 @@ class PosCsvSource(Source):
         if namespace is None and preset is not None:
             namespace = preset.link_namespace
         self.link_namespace = namespace or None
+        self.shape = Shape(config, self.plan, self.link_namespace)
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -100,7 +102,13 @@ class PosCsvSource(Source):
                 yield Rejected(self.stream, display, info.problem or "unreadable file",
                                line=info.problem_line, whole_file=True)
                 continue
-            finished = yield from self._import(path, display, info)
+            staged = offer(self.shape, path, display, info) if state.staged else None
+            if staged is not None:
+                yield staged
+            if staged is not None and staged.result is not None:
+                finished = True
+            else:
+                finished = yield from self._import(path, display, info)
             if finished:
                 # The same content under a second name in this pull is skipped too.
                 seen.add(info.sha256)
@@ -238,32 +246,4 @@ def _negative(values: RowValues | None) -> bool | None:
     for name in ("total", "amount"):
         if name in values.values:
             return values.values[name] < 0
-    return None
-
-
-def _raw_names(header: list[str]) -> list[str]:
-    """Header names made unique (``Phone``, ``Phone (2)``) so no cell of the raw row is lost."""
-    names: list[str] = []
-    counts: dict[str, int] = {}
-    for name in header:
-        counts[name] = counts.get(name, 0) + 1
-        names.append(name if counts[name] == 1 else f"{name} ({counts[name]})")
-    return names
-
-
-def _raw(names: list[str], row: list[str]) -> dict[str, str]:
-    raw = dict(zip(names, row, strict=False))
-    if len(row) > len(names):
-        raw["_extra"] = ",".join(row[len(names):])
-    return raw
-
-
-def _width_problem(row: list[str], width: int) -> Problem | None:
-    """A row with more non-blank cells than the header has columns is shifted; refuse it.
-
-    Shorter rows are fine: Excel drops trailing empty cells.
-    """
-    if len(row) > width and any(cell.strip() for cell in row[width:]):
-        return Problem(None, f"row has {len(row)} fields but the header has {width} columns "
-                             "(an unquoted delimiter inside a value?)")
     return None

@@ -15,7 +15,9 @@ with its code (DESIGN §6); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import typer
@@ -23,7 +25,8 @@ import typer
 from segsync.plugins import Plugins, load_plugins
 
 from .. import __version__
-from ..errors import ConfigError, PluginError, SegsyncError
+from ..alerts import redact, secret_values
+from ..errors import ConfigError, Interrupted, PluginError, SegsyncError
 from ..settings import DEFAULT_CONFIG, load_settings
 from . import forget, history, pull, report, run, segments, setup
 from .options import AppState, ConfigOption
@@ -104,9 +107,14 @@ def _plugin_dirs(config: Path | None) -> list[Path]:
         return []
 
 
-def report_error(exc: SegsyncError) -> None:
+def report_error(exc: SegsyncError, state: AppState | None = None) -> None:
+    """One line per problem on stderr, with every credential the settings hold as ``***``:
+    cron mails stderr, and a service's error can quote a request that carried a key."""
+    # Only settings already loaded: loading them here could raise the error being reported.
+    settings = state.__dict__.get("settings") if state is not None else None
+    secrets = secret_values(settings) if settings is not None else set()
     for line in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
-        error(line)
+        error(redact(line, secrets))
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -134,17 +142,37 @@ def _log_to_stderr(debug: bool) -> None:
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
+_SIGNALS = {signal.SIGTERM: "stopped by SIGTERM", signal.SIGINT: "interrupted (Ctrl-C)"}
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(_SIGNALS[signum], by_person=signum == signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the CLI and turn errors into exit codes."""
+    """Console entry point: run the CLI and turn errors into exit codes.
+
+    SIGTERM (what cron's timeouts, systemd and Kubernetes send before killing) and Ctrl-C raise
+    :class:`~segsync.core.errors.Interrupted` in the main thread, which unwinds the command:
+    its ``runs`` row is closed as ``interrupted``, the HTTP calls already in flight finish, and
+    it exits 1 ("something failed; the next run retries it", DESIGN §6) rather than the
+    shell's 143/130. The sync journal makes the next run converge either way.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     config, debug, argv = _preparse(argv)
     _log_to_stderr(debug)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _interrupt) for sig in _SIGNALS} if main_thread else {}
+    state = None
     try:
         plugins = load_plugins(_plugin_dirs(config))
         command = typer.main.get_command(build_app(plugins))
-        code = command.main(argv, prog_name="segsync", standalone_mode=False,
-                            obj=AppState(plugins, config))
+        state = AppState(plugins, config)
+        code = command.main(argv, prog_name="segsync", standalone_mode=False, obj=state)
     except typer.Exit as exc:
+        code = exc.exit_code
+    except Interrupted as exc:
+        error(str(exc))
         code = exc.exit_code
     except typer.Abort:
         err.print("aborted")
@@ -155,7 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     except (SegsyncError, PluginError) as exc:
         if debug:
             raise
-        report_error(exc)
+        report_error(exc, state)
         code = exc.exit_code
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     sys.exit(code or 0)
 

@@ -12,10 +12,12 @@ import os
 import sys
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 160))
 err = Console(stderr=True, highlight=False, width=_WIDTH)
@@ -27,14 +29,27 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> Table:
-    """A rich table of ``rows``; ``None`` shows as an empty cell."""
+def table(columns: list[str], rows: list[list[Any]], title: str | None = None
+          ) -> Table | Group:
+    """A rich table of ``rows``; ``None`` shows as an empty cell.
+
+    When the table does not fit the terminal unwrapped, the rows come as lines instead,
+    ``name: heading value, heading value``: rich would otherwise squeeze the columns until
+    names and numbers end in "…" or fall off the right edge.
+    """
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
     t = Table(title=title, show_lines=False)
     for col in columns:
         t.add_column(col)
-    for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
-    return t
+    for row in cells:
+        t.add_row(*row)
+    if Measurement.get(out, out.options.update(max_width=10_000), t).maximum <= out.width:
+        return t
+    lines = [Text(title, style="bold")] if title else []
+    lines += [Text(f"{row[0]}: " + ", ".join(f"{col} {value}" for col, value
+                                             in zip(columns[1:], row[1:], strict=True)))
+              for row in cells]
+    return Group(*lines)
 
 
 def error(message: str) -> None:

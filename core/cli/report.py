@@ -11,7 +11,7 @@ import typer
 from ..report import write_report
 from ..runner import resolve_as_of
 from .options import AsOfOption, app_state, as_date
-from .output import out
+from .output import out, warning
 
 OutOption = typer.Option(Path("report.html"), "--out", "-o", help="Where to write the page.")
 
@@ -40,4 +40,7 @@ def report(
     size = write_report(state.db, state.settings, day, out_path)
     out.print(f"wrote {out_path} ({size / 1024:,.0f} KB)", markup=False)
     if open_page:
-        webbrowser.open(out_path.resolve().as_uri())
+        uri = out_path.resolve().as_uri()
+        # False when no browser is registered (a server, a container): say so, do not fail.
+        if not webbrowser.open(uri):
+            warning(f"no browser found to open the report; open {uri} yourself")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..alerts import alerting, secret_values
+from ..alerts import alerting, redact, secret_values
 from ..ingest import pull_sources
 from ..measure import coverage_lines
 from ..report import write_report
@@ -22,6 +22,7 @@ from ..runner import (
 )
 from ..runs import recorded
 from ..store import run_lock
+from ..sync.gate import CONSENT_LABELS
 from .options import AsOfOption, JsonOption, SyncOption, app_state, as_date, require_known
 from .output import error, out, print_json, progress_bars, table, warning
 from .pull import rejects_line, report_sources
@@ -33,13 +34,7 @@ def register(app: typer.Typer) -> None:
 
 
 #: The consent summary's machine keys (``--json``: ``syncs[].consent``) and their headings.
-CONSENT_KEYS = {
-    "eligible": "eligible",
-    "not_opted_in": "not opted in",
-    "unsubscribed": "unsubscribed/suppressed",
-    "no_address": "no valid email/phone",
-    "duplicate": "duplicate address",
-}
+CONSENT_KEYS = CONSENT_LABELS
 
 
 def run(
@@ -79,8 +74,10 @@ def run(
     sources, destinations = state.connectors()
     day = resolve_as_of(settings, as_date(as_of))
     db = state.db
+    # A service's error can quote a credential: kept out of the run's summary and stderr.
+    secrets = secret_values(settings, sources, destinations)
     try:
-        with alerting(settings, db, secret_values(settings, sources, destinations)) as watch, \
+        with alerting(settings, db, secrets) as watch, \
                 run_lock(settings.store.path), recorded(db, "run", day.isoformat()) as record:
             watch.run = record
             with progress_bars(not as_json) as progress:
@@ -102,18 +99,18 @@ def run(
                     db, settings, destinations, record.id, blocked, allow_large_removals,
                     only=sync, progress=lambda name, done, total: tick(f"push {name}", done,
                                                                        total),
-                    reconcile_first=reconcile,
+                    reconcile_first=reconcile, secrets=secrets,
                 )
             record.exit_code = run_exit_code(pulled, reports)
             record.status = {0: "ok", 1: "partial", 4: "held"}[record.exit_code]
-            record.summary = {
+            record.summary = redact({
                 "as_of": day.isoformat(),
                 "sources": [r.as_dict() for r in pulled],
                 "removals_blocked": blocked,
                 "segments": sizes,
                 "predictions": coverage,
                 "syncs": [r.as_dict() for r in reports],
-            }
+            }, secrets)
     finally:
         close_all(sources)
         close_all(destinations)
@@ -127,9 +124,9 @@ def run(
     report_sources(pulled, rejected_shown=line is not None)
     for report in reports:
         if report.error:
-            error(f"sync {report.name}: {report.error}")
+            error(redact(f"sync {report.name}: {report.error}", secrets))
         elif report.result and report.result.error:
-            error(f"sync {report.name}: {report.result.error}")
+            error(redact(f"sync {report.name}: {report.result.error}", secrets))
         if report.exit_code == 4:
             warning(f"sync {report.name}: {report.plan.get('held')} removals held "
                     f"({report.plan.get('held_reason')}); rerun with --allow-large-removals "
@@ -202,7 +199,9 @@ def plan(
                                only=sync, sample=limit)
         finally:
             db.conn.rollback()
-    data = {"as_of": day.isoformat(), "segments": sizes, "syncs": [r.as_dict() for r in reports]}
+    data = redact({"as_of": day.isoformat(), "segments": sizes,
+                   "syncs": [r.as_dict() for r in reports]},
+                  secret_values(settings, destinations))
     if as_json:
         print_json(data)
     else:

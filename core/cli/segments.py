@@ -21,6 +21,7 @@ from ..segment import (
     why_member,
 )
 from ..sync import gate_reasons
+from ..sync.gate import CONSENT_LABELS
 from .options import AsOfOption, JsonOption, app_state, as_date, require_known
 from .output import out, print_json, table
 
@@ -204,10 +205,13 @@ def why(ctx: typer.Context, name: str,
             result["syncs"] = {}
             for sync_name, sync in syncs.items():
                 identity = destinations[sync.destination].capabilities.identity
-                reason = gate_reasons(db, sync, identity, [person_id]).get(person_id, "")
-                result["syncs"][sync_name] = {
-                    "sent": result["member"] and reason is None,
-                    "reason": "not in the segment" if not result["member"] else reason}
+                held_out, reason = gate_reasons(db, sync, identity, [person_id]).get(
+                    person_id, (None, None))
+                result["syncs"][sync_name] = (
+                    {"sent": False, "consent": None, "reason": "not in the segment"}
+                    if not result["member"] else
+                    {"sent": reason is None, "consent": held_out or "eligible",
+                     "reason": reason})
             found.append(result)
     finally:
         db.conn.rollback()
@@ -219,7 +223,9 @@ def why(ctx: typer.Context, name: str,
         out.print(f"{key} (person {result['person_id']}) {verdict} in {name}", markup=False)
         _print_conditions(result, person=result)
         for sync_name, s in result["syncs"].items():
-            state_text = "sent" if s["sent"] else f"not sent: {s['reason']}"
+            state_text = ("sent" if s["sent"] else "not sent: " + (
+                f"{CONSENT_LABELS[s['consent']]} ({s['reason']})" if s["consent"]
+                else s["reason"]))
             out.print(f"  sync {sync_name}: {state_text}", markup=False)
 
 

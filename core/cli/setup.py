@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..alerts import redact, secret_values
 from ..errors import ConfigError, SegsyncError
 from .options import JsonOption, app_state
 from .output import error, out, print_json, table
@@ -50,7 +51,8 @@ def check(ctx: typer.Context) -> None:
                 notes = connector.check()
             except SegsyncError as exc:
                 problems += 1
-                error(f"{kind} {name}: {exc}")
+                error(redact(f"{kind} {name}: {exc}", secret_values(state.settings, sources,
+                                                                     destinations)))
                 continue
             out.print(f"ok: {kind} {name} ({connector.type_name})")
             for note in notes:

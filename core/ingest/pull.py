@@ -85,6 +85,7 @@ def _pull_one(
         timezone=settings.store.timezone,
         default_region=settings.store.default_region,
         seen_files=seen,
+        staged=True,
     )
     writer = StoreWriter(
         db, name, run_id=run_id, timezone=settings.store.timezone,

@@ -26,6 +26,7 @@ from sqlite_utils import Database
 
 from ..records import OPT_OUT_STATES
 from ..store import utcnow
+from .bulk import page_cache
 
 #: The customer columns whose equal values make two records one person.
 LINK_COLUMNS = ("email", "phone", "link_id")
@@ -34,7 +35,7 @@ LINK_COLUMNS = ("email", "phone", "link_id")
 MEASURE_FULL_KEY = "measure_full"
 
 _TEMP = ("resolve_changed", "resolve_seeds", "resolve_labels", "resolve_orders", "resolve_dirty",
-         "resolve_values")
+         "resolve_values", "resolve_single", "resolve_profiles")
 
 
 def resolve(db: Database, run_id: int | None = None, *, full: bool = False) -> dict[str, int]:
@@ -44,7 +45,7 @@ def resolve(db: Database, run_id: int | None = None, *, full: bool = False) -> d
     that changed since the last resolution. Returns counts: ``people``, ``new`` people,
     ``merged`` ids, ``relabelled`` records and ``iterations`` of propagation.
     """
-    with db.atomic():
+    with page_cache(db), db.atomic():
         try:
             relabelled = _scope(db, full)
             iterations = _label_components(db)
@@ -315,9 +316,39 @@ def _rebuild_profiles(db: Database, run_id: int | None, full: bool) -> None:
               "SELECT d.person_id FROM temp.resolve_dirty AS d WHERE EXISTS "
               "(SELECT 1 FROM customers AS c WHERE c.person_id = d.person_id)")
     db.execute("DROP TABLE IF EXISTS temp.resolve_profiles")
+    db.execute("DROP TABLE IF EXISTS temp.resolve_single")
+    # Most people of an orders export are one record with no tags or attributes: their
+    # profile is that record (the rules below, each over one row), read without a subquery
+    # per column.
+    db.execute(
+        f"""
+        CREATE TEMP TABLE resolve_single AS
+        SELECT c.rowid AS rid, c.person_id FROM ({people}) p
+        JOIN customers c ON c.person_id = p.person_id
+        WHERE c.tags = '[]' AND c.attributes = '{{}}' AND NOT EXISTS (
+            SELECT 1 FROM customers o WHERE o.person_id = c.person_id AND o.rowid != c.rowid)
+        """
+    )
+    single_columns = ",\n".join(f"c.{col}" for col in profile_columns)
     db.execute(
         f"""
         CREATE TEMP TABLE resolve_profiles AS
+        SELECT c.person_id,
+            {single_columns},
+            '[]' AS tags, '{{}}' AS attributes, json_array(c.source) AS sources,
+            c.email_consent,
+            CASE WHEN c.email_consent IS NOT NULL THEN c.email_consent_at END
+                AS email_consent_at,
+            c.sms_consent,
+            CASE WHEN c.sms_consent IS NOT NULL THEN c.sms_consent_at END AS sms_consent_at,
+            coalesce(c.created_at, (SELECT min(o.ordered_at) FROM orders o
+                     WHERE o.source = c.source AND o.customer_key = c.key)) AS created_at
+        FROM temp.resolve_single s JOIN customers c ON c.rowid = s.rid
+        """
+    )
+    db.execute(
+        f"""
+        INSERT INTO temp.resolve_profiles
         SELECT p.person_id,
             {selects},
             (SELECT json_group_array(t) FROM (
@@ -340,8 +371,10 @@ def _rebuild_profiles(db: Database, run_id: int | None, full: bool) -> None:
                      WHERE o.source = c.source AND o.customer_key = c.key)))
              FROM customers c WHERE c.person_id = p.person_id) AS created_at
         FROM ({people}) p
+        WHERE p.person_id NOT IN (SELECT person_id FROM temp.resolve_single)
         """
     )
+    db.execute("DROP TABLE temp.resolve_single")
     if full:
         db.execute("DELETE FROM people WHERE id NOT IN (SELECT person_id FROM resolve_profiles)")
     else:

@@ -12,8 +12,6 @@ people erased by ``segsync forget`` are dropped before anything of them is buffe
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import operator
 import zoneinfo
 from dataclasses import asdict, dataclass
@@ -21,9 +19,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..records import Cursor, Customer, FileSeen, Order, Record, Rejected
+from ..records import Cursor, Customer, FileSeen, Order, Record, Rejected, StagedFile
 from ..store import utcnow
+from .bulk import page_cache, paused_gc
 from .identifiers import normalise_email, normalise_phone
+from .staged import StagedStore
+from .stored import record_hash, stored_json
 from .suppress import Suppressions, record_value
 
 
@@ -39,22 +40,6 @@ class IngestCounts:
     files_skipped: int = 0
     #: Records of erased people, dropped unstored (see :mod:`.suppress`).
     suppressed: int = 0
-
-
-# One encoder for every call: ``json.dumps`` with options builds a new encoder each time, and
-# this one is called several times per record. Same options, so the same text.
-_encode = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False).encode
-
-
-def _json(value: Any) -> str:
-    if not value and type(value) in (dict, list):
-        # Most records' attributes and tags are empty.
-        return "{}" if type(value) is dict else "[]"
-    return _encode(value)
-
-
-def _hash(row: dict[str, Any]) -> str:
-    return hashlib.sha256(_encode(row).encode()).hexdigest()[:32]
 
 
 class StoreWriter:
@@ -130,9 +115,19 @@ class StoreWriter:
             value = value.astimezone(self.tz)
         return value.date().isoformat()
 
-    def _customer_row(self, c: Customer, *, is_guest: bool = False) -> dict[str, Any]:
-        email, email_error = normalise_email(c.email)
-        phone, phone_error = normalise_phone(c.phone, self.region)
+    def _customer_row(
+        self,
+        c: Customer,
+        *,
+        is_guest: bool = False,
+        email: tuple[str | None, str | None] | None = None,
+        phone: tuple[str | None, str | None] | None = None,
+    ) -> dict[str, Any]:
+        """The stored row of a customer record; ``email`` / ``phone`` are their normalised
+        forms when the caller has them already (the staged path)."""
+        email, email_error = email if email is not None else normalise_email(c.email)
+        phone, phone_error = phone if phone is not None else normalise_phone(c.phone,
+                                                                             self.region)
         row = {
             "source": self.source,
             "key": c.key,
@@ -150,7 +145,7 @@ class StoreWriter:
             "region": c.region,
             "country": c.country,
             "postal_code": c.postal_code,
-            "tags": _json(sorted({t.strip() for t in c.tags if t and t.strip()})),
+            "tags": stored_json(sorted({t.strip() for t in c.tags if t and t.strip()})),
             "birth_date": c.birth_date.isoformat() if c.birth_date else None,
             "gender": c.gender,
             "email_consent": c.email_consent,
@@ -159,10 +154,10 @@ class StoreWriter:
             "sms_consent_at": self._utc(c.sms_consent_at),
             "created_at": self._utc(c.created_at),
             "updated_at": self._utc(c.updated_at),
-            "attributes": _json(c.attributes),
+            "attributes": stored_json(c.attributes),
             "origin": c.origin,
         }
-        row["record_hash"] = _hash({k: v for k, v in row.items() if k != "origin"})
+        row["record_hash"] = record_hash({k: v for k, v in row.items() if k != "origin"})
         row["changed_run"] = self.run_id
         return row
 
@@ -196,12 +191,15 @@ class StoreWriter:
                     "line": record.line,
                     "field": record.field,
                     "reason": record.reason,
-                    "raw": _json(record.raw) if record.raw is not None else None,
+                    "raw": stored_json(record.raw) if record.raw is not None else None,
                     "run_id": self.run_id,
                     "created_at": utcnow(),
                 }
             )
             self.counts.rejected += 1
+        elif isinstance(record, StagedFile):
+            self._staged(record)
+            return
         elif isinstance(record, (Cursor, FileSeen)):
             self._marks.append(record)
             # A mark must land with the records before it, so write them now.
@@ -211,6 +209,21 @@ class StoreWriter:
             raise TypeError(f"a source yielded {type(record).__name__}, not a record")
         if len(self._customers) + len(self._orders) + len(self._rejects) >= self.batch_size:
             self.flush()
+
+    def _staged(self, offer: StagedFile) -> None:
+        """Load and store a whole file set-wise (:mod:`.staged`), in one transaction with its
+        :class:`FileSeen`; a declined offer leaves ``result`` None and stores nothing."""
+        self.flush()
+        staged = StagedStore(self)
+        try:
+            with paused_gc(), page_cache(self.db), self.db.atomic():
+                seen = offer.load(staged)
+                if seen is not None:
+                    staged.store()
+                    self._write_mark(seen)
+        finally:
+            staged.close()
+        offer.result = seen
 
     def _suppressed_customer(self, row: dict[str, Any]) -> bool:
         return self._suppressions.holds(row["email"], row["phone"], row["link_id"],
@@ -238,7 +251,7 @@ class StoreWriter:
         last = self._last_raw
         if last is not None and raw is last[0] and raw == last[1]:
             return last[2]
-        text = _json(raw)
+        text = stored_json(raw)
         if remember:
             plain = type(raw) is dict and all(
                 type(k) is str and type(v) is str for k, v in raw.items())
@@ -278,7 +291,7 @@ class StoreWriter:
             "location": o.location,
             "channel": o.channel,
             "updated_at": self._utc(o.updated_at),
-            "attributes": _json(o.attributes),
+            "attributes": stored_json(o.attributes),
         }
         lines = [
             {
@@ -289,7 +302,7 @@ class StoreWriter:
                 "sku": line.sku,
                 "vendor": line.vendor,
                 "category": line.category,
-                "product_tags": _json(sorted(set(line.product_tags))),
+                "product_tags": stored_json(sorted(set(line.product_tags))),
                 "quantity": line.quantity,
                 "price": line.price,
                 "amount": line.amount,
@@ -297,7 +310,7 @@ class StoreWriter:
             for line in o.lines
         ]
         # The hash covers everything stored but the origin (a re-export moves rows around).
-        row["record_hash"] = _hash({"order": row, "lines": lines})
+        row["record_hash"] = record_hash({"order": row, "lines": lines})
         row["origin"] = o.origin
         row["changed_run"] = self.run_id
         self._orders[o.key] = (row, lines)

@@ -38,9 +38,10 @@ Definitions:
   reached on 1 March in a non-leap year (and on 29 February in a leap year). NULL when
   ``birth_date`` is missing or after ``as_of``.
 
-Catalog attributes that this stage does not compute (the scores of ``segsync.core.measure.scores``,
-run after it) are created as NULL columns of their declared type, so the table always matches
-the catalog and a query naming them compiles; the scores stage replaces them with values.
+:func:`.scores.build_features` computes the scores in the same build, over the passes of
+:func:`gather`, so a full build writes the table once. :func:`compute_features` computes the
+features alone; the score columns are then NULL columns of their declared type, so the table
+always matches the catalog and a query naming them compiles.
 
 How, and why this way: DESIGN §5 asks for 1M people / 5M orders / 12M lines within 1.5× of one
 hand-written aggregate pass, under 500 MB. Walking ``orders_person`` and each order's lines
@@ -52,15 +53,23 @@ over the lines joined to their orders by primary key. Lists are gathered raw in 
 and sorted per person in the final INSERT, a small sort over the row's own JSON; one global
 sort of every (person, value) pair instead measured twice as slow. The temp tables are keyed by
 ``person_id`` so the final INSERT joins them to ``people`` by rowid in one ordered pass.
+
+With the scores, the orders pass also counts the orders the scores read, the gaps pass counts
+the gaps (one less than the distinct order dates), and the lines pass groups by person and
+category (the category with the largest line amount is a score): it reads the orders in table
+order and each order's lines by primary key, the order in which the amounts were always summed,
+so the float sums stay the same to the last bit. The ranks are one window pass over the
+buyers, then the final INSERT writes features and scores together.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlite_utils import Database
 
-from .attributes import ATTRIBUTES
+from .attributes import ATTRIBUTES, BY_NAME
 
 #: Windows for ``orders_last_Nd`` / ``spent_last_Nd``.
 WINDOW_DAYS = (30, 90, 365)
@@ -80,6 +89,16 @@ _VALID = (
     " AND o.order_date <= :as_of"
 )
 _IS_ORDER = "o.total >= 0"
+
+
+#: The orders a full build reads: the whole table in table order.
+_ALL_ORDERS = "orders AS o NOT INDEXED"
+
+#: The orders of the people in table {people} (a column ``person_id``), by index, delivered in
+#: table order: each person's amounts are summed in the order a full build sums them, so the
+#: floating-point sums come out the same to the last bit.
+_ORDERS_OF = ("(SELECT o.* FROM {people} AS r CROSS JOIN orders AS o "
+              "ON o.person_id = r.person_id ORDER BY o.rowid) AS o")
 
 
 def _window_aggregates() -> str:
@@ -102,8 +121,8 @@ SELECT o.person_id,
     min(o.order_date) FILTER (WHERE {_IS_ORDER}),
     max(o.order_date) FILTER (WHERE {_IS_ORDER}),
     {_window_aggregates()},
-    json_group_array(o.location) FILTER (WHERE {_IS_ORDER})
-FROM orders AS o NOT INDEXED
+    json_group_array(o.location) FILTER (WHERE {_IS_ORDER}){{counts}}
+FROM {{orders}}
 WHERE {_VALID}
 GROUP BY o.person_id
 """
@@ -117,7 +136,7 @@ _GAPS = f"""
 INSERT INTO temp._pf_gaps
 WITH d AS (
     SELECT o.person_id, julianday(o.order_date) AS day
-    FROM orders AS o NOT INDEXED
+    FROM {{orders}}
     WHERE {_VALID} AND {_IS_ORDER}
 ), g AS (
     SELECT person_id,
@@ -131,7 +150,7 @@ WITH d AS (
     WINDOW w AS (PARTITION BY person_id ORDER BY gap
                  ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 )
-SELECT person_id, CASE WHEN n % 2 = 1 THEN gap ELSE (gap + previous) / 2 END
+SELECT person_id, CASE WHEN n % 2 = 1 THEN gap ELSE (gap + previous) / 2 END, n
 FROM r
 WHERE rn = n / 2 + 1
 """
@@ -150,6 +169,44 @@ WHERE {_VALID} AND {_IS_ORDER}
 GROUP BY o.person_id
 """
 
+# With the scores: the same lines grouped by person and category (compared case-insensitively;
+# uncategorised lines form the group '' that counts in the whole but never wins), each group's
+# amount and its raw lists. Orders in table order, each order's lines by primary key: the order
+# in which the category amounts have always been summed.
+_LINE_GROUPS = f"""
+INSERT INTO temp._pf_line_groups
+SELECT o.person_id, coalesce(lower(l.category), ''), min(l.category),
+    total(coalesce(l.amount, l.price * l.quantity)),
+    json_group_array(l.category), json_group_array(l.vendor), json_group_array(l.sku),
+    json_group_array(l.product_tags) FILTER (WHERE l.product_tags <> '[]')
+FROM {{orders}}
+CROSS JOIN order_lines AS l ON l.source = o.source AND l.order_key = o.key
+WHERE {_VALID} AND {_IS_ORDER}
+GROUP BY o.person_id, coalesce(lower(l.category), '')
+"""
+
+# The groups rolled up per person, streaming in key order: the raw lists concatenated into one
+# array each (as _LINES gathers them), and the top category, the alphabetically first of the
+# largest, with its share of the positive group amounts.
+_JOINED = "'[' || group_concat(substr({0}, 2, length({0}) - 2)) {1}|| ']'"
+_LINES_OF_GROUPS = f"""
+INSERT INTO temp._pf_lines
+SELECT s.person_id, s.categories, s.vendors, s.skus, s.tags,
+    CASE WHEN s.top > 0 THEN (
+        SELECT a.category FROM temp._pf_line_groups AS a
+        WHERE a.person_id = s.person_id AND a.k <> '' AND a.amount = s.top
+        ORDER BY a.k LIMIT 1) END,
+    CASE WHEN s.top > 0 THEN s.top / s.whole END
+FROM (
+    SELECT person_id, {_JOINED.format("categories", "")} AS categories,
+        {_JOINED.format("vendors", "")} AS vendors, {_JOINED.format("skus", "")} AS skus,
+        {_JOINED.format("tags", "FILTER (WHERE tags <> '[]') ")} AS tags,
+        max(amount) FILTER (WHERE k <> '') AS top, total(max(amount, 0)) AS whole
+    FROM temp._pf_line_groups
+    GROUP BY person_id
+) AS s
+"""
+
 _TEMP_TABLES = {
     "_pf_orders": "person_id INTEGER PRIMARY KEY, number_of_orders INTEGER, amount_spent REAL,"
     " first_order_date TEXT, last_order_date TEXT, "
@@ -157,9 +214,17 @@ _TEMP_TABLES = {
     + ", "
     + ", ".join(f"spent_last_{n}d REAL" for n in WINDOW_DAYS)
     + ", locations TEXT",
-    "_pf_gaps": "person_id INTEGER PRIMARY KEY, median_order_gap_days REAL",
+    "_pf_gaps": "person_id INTEGER PRIMARY KEY, median_order_gap_days REAL, order_gaps INTEGER",
     "_pf_lines": "person_id INTEGER PRIMARY KEY, product_categories TEXT, product_vendors TEXT,"
     " product_skus TEXT, product_tags TEXT",
+}
+
+#: The temp tables of a gather for the scores (see :func:`gather`).
+_SCORED_TEMP_TABLES = {
+    **_TEMP_TABLES,
+    "_pf_line_groups": "person_id INTEGER, k TEXT, category TEXT, amount REAL, categories TEXT,"
+    " vendors TEXT, skus TEXT, tags TEXT, PRIMARY KEY (person_id, k)",
+    "_pf_lines": _TEMP_TABLES["_pf_lines"] + ", top_category TEXT, top_category_share REAL",
 }
 
 # A raw JSON array made sorted, distinct and free of NULL and ''. It reads only the row's own
@@ -176,6 +241,21 @@ _CONSENT = """CASE {column}
         WHEN 'subscribed' THEN 'SUBSCRIBED' WHEN 'pending' THEN 'PENDING'
         WHEN 'unsubscribed' THEN 'UNSUBSCRIBED' WHEN 'cleaned' THEN 'INVALID'
         WHEN 'redacted' THEN 'REDACTED' ELSE 'NOT_SUBSCRIBED' END"""
+
+
+def days_since(last_order_date: str) -> str:
+    """SQL of ``days_since_last_order`` from a ``last_order_date`` column (binds ``:as_of``)."""
+    return f"CAST(julianday(:as_of) - julianday({last_order_date}) AS INTEGER)"
+
+
+def age(birth_date: str) -> str:
+    """SQL of ``age`` from a ``birth_date`` column (binds ``:as_of``)."""
+    # Month-day text comparison: '02-28' < '02-29' keeps a leap-day baby a year younger until
+    # 1 March in a non-leap year.
+    return (f"CASE WHEN {birth_date} <= :as_of THEN CAST(substr(:as_of, 1, 4) AS INTEGER)"
+            f" - CAST(substr({birth_date}, 1, 4) AS INTEGER)"
+            f" - (substr(:as_of, 6, 5) < substr({birth_date}, 6, 5)) END")
+
 
 #: SQL for every column this stage computes, over people ``p``, ``_pf_orders`` ``o``,
 #: ``_pf_gaps`` ``g`` and ``_pf_lines`` ``li``.
@@ -195,7 +275,7 @@ _EXPRESSIONS: dict[str, str] = {
     "average_order_value": "o.amount_spent / nullif(o.number_of_orders, 0)",
     "first_order_date": "o.first_order_date",
     "last_order_date": "o.last_order_date",
-    "days_since_last_order": "CAST(julianday(:as_of) - julianday(o.last_order_date) AS INTEGER)",
+    "days_since_last_order": days_since("o.last_order_date"),
     "median_order_gap_days": "g.median_order_gap_days",
     **{f"orders_last_{n}d": f"coalesce(o.orders_last_{n}d, 0)" for n in WINDOW_DAYS},
     **{f"spent_last_{n}d": f"coalesce(o.spent_last_{n}d, 0.0)" for n in WINDOW_DAYS},
@@ -211,68 +291,122 @@ _EXPRESSIONS: dict[str, str] = {
     "country": "p.country",
     "postal_code": "p.postal_code",
     "birth_date": "p.birth_date",
-    # Month-day text comparison: '02-28' < '02-29' keeps a leap-day baby a year younger until
-    # 1 March in a non-leap year.
-    "age": "CASE WHEN p.birth_date <= :as_of"
-    " THEN CAST(substr(:as_of, 1, 4) AS INTEGER) - CAST(substr(p.birth_date, 1, 4) AS INTEGER)"
-    " - (substr(:as_of, 6, 5) < substr(p.birth_date, 6, 5)) END",
+    "age": age("p.birth_date"),
     "gender": "p.gender",
 }
 
 
-def _columns() -> list[tuple[str, str, str]]:
-    """``(column, SQL type, SQL expression)`` for every column of ``person_features``, in
-    catalog order; an attribute that this stage does not compute is a NULL column."""
-    columns = [
-        (a.sql_column, _SQL_TYPES[a.type], _EXPRESSIONS.get(a.sql_column, "NULL"))
-        for a in ATTRIBUTES
-    ]
-    return [*columns, ("attributes", "TEXT", "p.attributes")]
+#: The joins that put the temp tables of :func:`gather` beside people ``p``, as ``o``, ``g``
+#: and ``li`` (the aliases of :func:`feature_columns`).
+FEATURE_JOINS = """LEFT JOIN temp._pf_orders AS o ON o.person_id = p.id
+            LEFT JOIN temp._pf_gaps AS g ON g.person_id = p.id
+            LEFT JOIN temp._pf_lines AS li ON li.person_id = p.id"""
+
+
+def column_type(attribute: str) -> str:
+    """The SQL type of a catalog attribute's column."""
+    return _SQL_TYPES[BY_NAME[attribute].type]
+
+
+def feature_columns() -> list[tuple[str, str, str]]:
+    """``(column, SQL type, SQL expression)`` of every catalog attribute this stage computes,
+    in catalog order, over people ``p`` and the temp tables of :func:`gather`
+    (:data:`FEATURE_JOINS`); the row's custom ``attributes`` are ``p.attributes``."""
+    return [(a.sql_column, _SQL_TYPES[a.type], _EXPRESSIONS[a.sql_column])
+            for a in ATTRIBUTES if a.sql_column in _EXPRESSIONS]
+
+
+def feature_params(as_of: dt.date) -> dict[str, str]:
+    """The values :func:`gather` and :func:`feature_columns` bind."""
+    params = {"as_of": as_of.isoformat()}
+    params.update({f"d{n}": (as_of - dt.timedelta(days=n)).isoformat() for n in WINDOW_DAYS})
+    return params
+
+
+def gather(db: Database, as_of: dt.date, *, people: str | None = None,
+           counts: dict[str, str] | None = None, params: dict[str, Any] | None = None) -> None:
+    """Run the aggregate passes into the temp tables of :data:`FEATURE_JOINS`; :func:`release`
+    drops them. ``g.order_gaps`` counts the gaps between distinct order dates.
+
+    With ``counts`` (column name → aggregate over the valid orders ``o``, see
+    :func:`.scores.order_counts`) the orders pass adds those columns to ``o`` and the lines
+    pass, grouped by person and category, also gives ``li.top_category`` and
+    ``li.top_category_share``; ``params`` holds the values they bind. ``people`` (with
+    ``counts`` only) names a table of ``person_id``s: only their orders are read, by index.
+    """
+    if counts is None and people is not None:
+        raise ValueError("a subset is gathered for the scores: pass counts")
+    params = {**(params or {}), **feature_params(as_of)}
+    orders = _ALL_ORDERS if people is None else _ORDERS_OF.format(people=people)
+    if counts is None:
+        _create_temp(db, _TEMP_TABLES)
+    else:
+        _create_temp(db, {**_SCORED_TEMP_TABLES, "_pf_orders": _TEMP_TABLES["_pf_orders"]
+                          + "".join(f", {name} INTEGER" for name in counts)})
+    db.execute(_ORDERS.format(orders=orders, counts="".join(
+        f",\n    {aggregate}" for aggregate in (counts or {}).values())), params)
+    db.execute(_GAPS.format(orders=orders), params)
+    if counts is None:
+        db.execute(_LINES, params)
+    else:
+        db.execute(_LINE_GROUPS.format(orders=orders), params)
+        db.execute(_LINES_OF_GROUPS)
+
+
+def release(db: Database) -> None:
+    """Drop the temp tables of :func:`gather`."""
+    for name in _SCORED_TEMP_TABLES:
+        db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+
+def _create_temp(db: Database, tables: dict[str, str]) -> None:
+    for name, spec in tables.items():
+        db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        rowid = " WITHOUT ROWID" if name == "_pf_line_groups" else ""
+        db.execute(f"CREATE TEMP TABLE {name} ({spec}){rowid}")
+
+
+def definitions(columns: list[tuple[str, str, str]]) -> str:
+    """The column definitions of a ``person_features`` table of ``(name, type, _)``
+    ``columns``: ``person_id`` is the primary key."""
+    return ", ".join(f"{name} {sql_type}{' PRIMARY KEY' if name == 'person_id' else ''}"
+                     for name, sql_type, _ in columns)
 
 
 def compute_features(db: Database, as_of: dt.date) -> int:
-    """Rebuild ``person_features`` as of ``as_of``; return the number of people.
+    """Rebuild ``person_features`` as of ``as_of`` with the features alone (every score column
+    NULL); return the number of people.
 
     The new table is built as ``person_features_new`` and swapped in within the same
     transaction, so a reader sees either the previous table or the complete new one. See the
-    module docstring for the definition of each feature.
+    module docstring for the definition of each feature; :func:`.scores.build_features` builds
+    the table with the scores.
     """
-    params = {"as_of": as_of.isoformat()}
-    params.update({f"d{n}": (as_of - dt.timedelta(days=n)).isoformat() for n in WINDOW_DAYS})
-    columns = _columns()
-    definitions = ", ".join(
-        f"{name} {sql_type}{' PRIMARY KEY' if name == 'person_id' else ''}"
-        for name, sql_type, _ in columns
-    )
+    computed = {name: expression for name, _, expression in feature_columns()}
+    columns = [(a.sql_column, _SQL_TYPES[a.type], computed.get(a.sql_column, "NULL"))
+               for a in ATTRIBUTES] + [("attributes", "TEXT", "p.attributes")]
     try:
         with db.atomic():
-            for name, spec in _TEMP_TABLES.items():
-                db.execute(f"DROP TABLE IF EXISTS temp.{name}")
-                db.execute(f"CREATE TEMP TABLE {name} ({spec})")
-            for step in (_ORDERS, _GAPS, _LINES):
-                db.execute(step, params)
+            gather(db, as_of)
             db.execute("DROP TABLE IF EXISTS person_features_new")
-            db.execute(f"CREATE TABLE person_features_new ({definitions})")
+            db.execute(f"CREATE TABLE person_features_new ({definitions(columns)})")
             db.execute(
                 f"""
                 INSERT INTO person_features_new
                 SELECT {", ".join(expression for _, _, expression in columns)}
                 FROM people AS p
-                LEFT JOIN temp._pf_orders AS o ON o.person_id = p.id
-                LEFT JOIN temp._pf_gaps AS g ON g.person_id = p.id
-                LEFT JOIN temp._pf_lines AS li ON li.person_id = p.id
+                {FEATURE_JOINS}
                 ORDER BY p.id
                 """,
-                params,
+                feature_params(as_of),
             )
-            _swap(db)
+            swap(db)
     finally:
-        for name in _TEMP_TABLES:
-            db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        release(db)
     return db.execute("SELECT count(*) FROM person_features").fetchone()[0]
 
 
-def _swap(db: Database) -> None:
+def swap(db: Database) -> None:
     """Replace ``person_features`` by ``person_features_new``; the caller holds a transaction.
 
     Views or triggers over ``person_features`` (the segment stage may create them) make a

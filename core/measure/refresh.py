@@ -1,9 +1,8 @@
 """Incremental measure: bring ``person_features`` to a new as-of date touching only who changed.
 
-A full build (:func:`.features.compute_features`, :func:`.predict.write_predictions`,
-:func:`.scores.add_scores`) reads every order. Between two runs most people are unchanged, and
-their rows differ from a full rebuild's in only two ways, which this module handles without a
-rebuild:
+A full build (:func:`.predict.write_predictions`, then :func:`.scores.build_features`) reads
+every order. Between two runs most people are unchanged, and their rows differ from a full
+rebuild's in only two ways, which this module handles without a rebuild:
 
 * **Their records changed.** Resolution lists those people in ``dirty_people`` (changed,
   added, removed or re-linked customer records and orders, merges and splits).
@@ -20,13 +19,16 @@ rebuild:
     as-of the row was built for; people whose date has come are rebuilt;
   - *population-relative attributes* (RFM scores and group, ``spend_percentile``,
     ``usage_tier``, the shop-wide gap used for AT_RISK, the fitted predictions): ranked again
-    over the feature table in the global pass; the predictions are refitted.
+    over the feature table in the global pass (:func:`.scores.rescore`); the predictions are
+    refitted.
 
-The rows of the people to rebuild are computed by the same stages as a full build, on a scratch
-store holding just their people, orders and lines, and copied over their old rows. The result
-is the table a full build gives (``tests/measure/test_incremental.py`` checks it after random
-edit sequences). A full build happens on ``--full-refresh``, on the first run, when the as-of
-goes back, when the ``[scoring]`` settings change, or after a full resolution.
+The rows of the people to rebuild are built again by the full build's own code,
+:func:`.scores.build_features` given the table of those people: their orders are reached by
+index and summed in the order a full build sums them, and everything but the global pass's
+columns comes out as a full build's. The result is the table a full build gives
+(``tests/measure/test_incremental.py`` checks it after random edit sequences). A full build
+happens on ``--full-refresh``, on the first run, when the as-of goes back, when the
+``[scoring]`` settings change, or after a full resolution.
 """
 
 from __future__ import annotations
@@ -40,10 +42,9 @@ from sqlite_utils import Database
 
 from ..ingest.resolve import MEASURE_FULL_KEY
 from ..settings import ScoringSettings
-from ..store import open_store
-from . import scores
-from .features import _EXPRESSIONS, WINDOW_DAYS, compute_features
+from .features import WINDOW_DAYS
 from .predict import write_predictions
+from .scores import build_features, in_season, rescore
 
 #: ``meta`` key of the as-of and settings the stored features were built for.
 STATE_KEY = "measured"
@@ -56,20 +57,6 @@ SEGMENTS_STALE_KEY = "segments_stale"
 
 #: Bumped when what the stored rows mean changes, so an upgrade forces one full build.
 _VERSION = 1
-
-#: Columns the global pass rewrites for everyone: segments naming them cannot be updated from
-#: the rebuilt rows alone.
-GLOBAL_COLUMNS = frozenset({
-    "days_since_last_order", "age", "birthday_in_days", "first_order_anniversary_in_days",
-    "lifecycle_stage", "is_fading_regular", "recency_score", "frequency_score",
-    "monetary_score", "rfm_score", "rfm_group", "usage_tier", "spend_percentile",
-    *scores.PREDICTION_COLUMNS,
-})
-
-# The features stage's own expressions, read from the feature row instead of its inputs.
-_DAYS_SINCE = _EXPRESSIONS["days_since_last_order"].replace("o.last_order_date",
-                                                            "pf.last_order_date")
-_AGE = _EXPRESSIONS["age"].replace("p.birth_date", "pf.birth_date")
 
 _VALID = "o.cancelled_at IS NULL AND o.test = 0"
 
@@ -106,10 +93,9 @@ def refresh_features(db: Database, as_of: dt.date, scoring: ScoringSettings, *,
     )
     coverage = None
     if not incremental:
-        compute_features(db, as_of)
         if scoring.predictions:
             coverage = write_predictions(db, as_of, clv_months=clv_months)["coverage"]
-        scores.add_scores(db, as_of, scoring)
+        build_features(db, as_of, scoring)
         with db.atomic():
             db.execute("DELETE FROM person_expiry")
             _write_expiry(db, as_of, scoring, None)
@@ -124,12 +110,12 @@ def refresh_features(db: Database, as_of: dt.date, scoring: ScoringSettings, *,
         db.execute(f"INSERT INTO {_REFRESHED} SELECT person_id FROM dirty_people")
         db.execute(f"INSERT OR IGNORE INTO {_REFRESHED} SELECT person_id FROM person_expiry "
                    "WHERE expires <= ?", [as_of.isoformat()])
-        rebuilt = _rebuild_rows(db, as_of, scoring)
+        rebuilt = build_features(db, as_of, scoring, _REFRESHED)["rebuilt"]
     if scoring.predictions:
         coverage = write_predictions(db, as_of, clv_months=clv_months, changed=_REFRESHED,
                                      since=dt.date.fromisoformat(state["as_of"]))["coverage"]
     with db.atomic():
-        _global_pass(db, as_of, scoring)
+        rescore(db, as_of, scoring)
         db.execute(f"DELETE FROM person_expiry WHERE person_id IN (SELECT person_id FROM "
                    f"{_REFRESHED})")
         _write_expiry(db, as_of, scoring, _REFRESHED)
@@ -155,90 +141,6 @@ def _finish(db: Database, as_of: dt.date, scoring: ScoringSettings) -> None:
                                        "fingerprint": fingerprint(scoring)})])
 
 
-def _rebuild_rows(db: Database, as_of: dt.date, scoring: ScoringSettings) -> int:
-    """Replace the rows of the people in :data:`_REFRESHED` with freshly built ones.
-
-    The full build's own stages run on a scratch store holding only these people, their
-    orders and lines; its population-relative columns are wrong there and are overwritten by
-    the global pass.
-    """
-    db.execute(f"DELETE FROM person_features WHERE person_id IN (SELECT person_id FROM "
-               f"{_REFRESHED})")
-    scratch = open_store(":memory:")
-    try:
-        # CROSS JOIN: from the few people to their orders by index, never a scan of orders.
-        # In the store's row order: the full build sums each person's amounts in that order,
-        # and floating-point sums must come out the same to the last bit.
-        _copy(db, scratch, "people",
-              f"SELECT p.* FROM {_REFRESHED} AS r JOIN people AS p ON p.id = r.person_id")
-        _copy(db, scratch, "orders",
-              f"SELECT o.* FROM {_REFRESHED} AS r CROSS JOIN orders AS o "
-              "ON o.person_id = r.person_id ORDER BY o.rowid")
-        _copy(db, scratch, "order_lines",
-              f"SELECT l.* FROM {_REFRESHED} AS r CROSS JOIN orders AS o "
-              "ON o.person_id = r.person_id CROSS JOIN order_lines AS l "
-              "ON l.source = o.source AND l.order_key = o.key ORDER BY l.rowid")
-        compute_features(scratch, as_of)
-        scores.add_scores(scratch, as_of, scoring, predictions=False)
-        return _copy(scratch, db, "person_features", "SELECT * FROM person_features")
-    finally:
-        scratch.close()
-
-
-def _copy(source: Database, target: Database, table: str, select: str) -> int:
-    cursor = source.execute(select)
-    marks = ", ".join("?" for _ in cursor.description)
-    copied = 0
-    while rows := cursor.fetchmany(10_000):
-        copied += target.conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows).rowcount
-    return copied
-
-
-def _global_pass(db: Database, as_of: dt.date, scoring: ScoringSettings) -> None:
-    """Recompute, for everyone, the columns that depend on the whole population or on the
-    as-of date alone, with the scores' own SQL; rows whose values stay are not rewritten."""
-    params = scores._params(as_of, scoring)
-    params["shop_gap"] = db.execute(scores._SHOP_GAP).fetchone()[0]
-    joined = scoring.predictions and scores._predictions_match(db, as_of)
-    expressions = scores._score_expressions(db, joined)
-    try:
-        for statement in scores._TEMP_TABLES:
-            if "_sc_rfm_map" in statement or "_sc_ranks" in statement:
-                db.execute(statement)
-        db.conn.executemany("INSERT INTO temp._sc_rfm_map VALUES (?, ?)",
-                            scores.load_rfm_map(scoring.rfm_map).items())
-        db.execute(scores._RANKS.format(usage=scores._usage(scoring)), params)
-        ranked = ("recency_score", "frequency_score", "monetary_score", "rfm_score",
-                  "rfm_group", "usage_tier", "spend_percentile")
-        columns = {
-            "days_since_last_order": _DAYS_SINCE,
-            "age": _AGE,
-            **{name: expressions[name] for name in ("birthday_in_days",
-                                                    "first_order_anniversary_in_days")},
-            **{name: expressions[name].replace("pf.days_since_last_order", f"({_DAYS_SINCE})")
-               for name in ("lifecycle_stage", "is_fading_regular")},
-            **{name: expressions[name] for name in ranked},
-            **{name: expressions[name] for name in scores.PREDICTION_COLUMNS},
-        }
-        joins = "LEFT JOIN temp._sc_ranks AS r ON r.person_id = pf.person_id"
-        if joined:
-            joins += " LEFT JOIN person_predictions AS pp ON pp.person_id = pf.person_id"
-        db.execute("DROP TABLE IF EXISTS temp._rf_global")
-        db.execute(f"CREATE TEMP TABLE _rf_global AS SELECT pf.person_id, "
-                   f"{', '.join(f'{sql} AS {name}' for name, sql in columns.items())} "
-                   f"FROM person_features AS pf {joins} ORDER BY pf.person_id", params)
-        names = list(columns)
-        db.execute(
-            f"""UPDATE person_features SET {', '.join(f'{n} = g.{n}' for n in names)}
-            FROM temp._rf_global AS g WHERE g.person_id = person_features.person_id
-            AND ({', '.join(f'person_features.{n}' for n in names)})
-                IS NOT ({', '.join(f'g.{n}' for n in names)})"""
-        )
-    finally:
-        scores._drop_temp(db)
-        db.execute("DROP TABLE IF EXISTS temp._rf_global")
-
-
 def _write_expiry(db: Database, as_of: dt.date, scoring: ScoringSettings,
                   people: str | None) -> None:
     """Write ``person_expiry`` for ``people`` (a table of person ids; None for everyone).
@@ -260,7 +162,7 @@ def _write_expiry(db: Database, as_of: dt.date, scoring: ScoringSettings,
         # years (29 February + 1 year is 1 March); it passes d + w on (d + w + 1) + 1 year.
         f"date(o.order_date, '-{w} days', '+1 year')",
         f"date(o.order_date, '+{w + 1} days', '+1 year')",
-        f"CASE WHEN {scores._in_season(scoring)} THEN "
+        f"CASE WHEN {in_season(scoring)} THEN "
         f"date({season_year} || '-' || :season_end, '+1 day') END",
     ]
     # Multi-argument min() is NULL when any argument is: a date past every real one stands in.

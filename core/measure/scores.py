@@ -1,16 +1,17 @@
-"""Built-in scores, joined into ``person_features`` after the features stage.
+"""Built-in scores: the score columns of ``person_features``.
 
-:func:`add_scores` adds the attributes a marketer expects from Shopify, Klaviyo and Mailchimp
+The scores are the attributes a marketer expects from Shopify, Klaviyo and Mailchimp
 (reference/segmentation.md §1, §3, §5): RFM scores and groups, the lifecycle stage, fading
 regulars, the usage tier, the spend percentile, occasions (seasonal buyers, "bought this time last
 year", birthdays and first-order anniversaries), the expected next order date, category affinity,
 and the BG/NBD predictions of :mod:`.predict` when they exist for the as-of date.
 
-Everything is set-based SQL: one aggregate pass over ``orders``, one window pass over
-``person_features``, one aggregate pass over the orders' ``order_lines``, then the table is
-rebuilt with the scores joined in and swapped in one transaction, as the features stage does, so
-a reader sees the old table or the new one. Running it twice gives the same table: the score
-columns are dropped and recomputed from the other features.
+This module holds the scores' SQL; :func:`build_features` computes them in the same
+build as the features (the per-person order and line counts they need are folded into the
+features' own passes, the ranks are one window pass over the buyers), so a full build writes
+``person_features`` once; :func:`rescore` recomputes, over the stored rows, the
+scores that depend on the whole population or on the as-of date alone (the incremental
+refresh's global pass). :func:`add_scores` is the two-step form of the build.
 
 Definitions and decisions (tests/test_scores.py holds a case for each):
 
@@ -86,6 +87,7 @@ from sqlite_utils import Database
 
 from ..errors import ConfigError, SegsyncError
 from ..settings import ScoringSettings
+from . import features
 from .attributes import BY_NAME
 from .days import shift_date
 
@@ -98,7 +100,7 @@ RFM_GROUPS = BY_NAME["rfm_group"].values
 #: The 125 cells, "111" … "555".
 RFM_CELLS = tuple("".join(cell) for cell in itertools.product("12345", repeat=3))
 
-#: The columns :func:`add_scores` writes, in catalog order.
+#: The score columns of ``person_features``, in catalog order.
 SCORE_COLUMNS = (
     "recency_score", "frequency_score", "monetary_score", "rfm_score", "rfm_group",
     "lifecycle_stage", "is_fading_regular", "usage_tier", "spend_percentile",
@@ -112,44 +114,20 @@ SCORE_COLUMNS = (
 PREDICTION_COLUMNS = ("p_alive", "churn_risk", "expected_purchases_90d", "clv",
                       "predicted_spend_tier")
 
-_SQL_TYPES = {"integer": "INTEGER", "float": "REAL", "boolean": "INTEGER", "date": "TEXT",
-              "string": "TEXT", "enum": "TEXT"}
-
 _VALID = ("o.person_id IS NOT NULL AND o.cancelled_at IS NULL AND o.test = 0 "
           "AND o.order_date <= :as_of AND o.total >= 0")
 
 _TEMP_TABLES = (
     "CREATE TEMP TABLE _sc_rfm_map (cell TEXT PRIMARY KEY, rfm_group TEXT NOT NULL)",
-    """CREATE TEMP TABLE _sc_orders (
-        person_id INTEGER PRIMARY KEY, order_days INTEGER, in_season INTEGER,
-        past_season INTEGER, last_year INTEGER)""",
     """CREATE TEMP TABLE _sc_ranks (
         person_id INTEGER PRIMARY KEY, recency_score INTEGER, frequency_score INTEGER,
         monetary_score INTEGER, rfm_score TEXT, rfm_group TEXT, spend_percentile REAL,
         usage_tier TEXT)""",
-    """CREATE TEMP TABLE _sc_category_amounts (
-        person_id INTEGER, k TEXT, category TEXT, amount REAL, PRIMARY KEY (person_id, k)
-    ) WITHOUT ROWID""",
-    """CREATE TEMP TABLE _sc_categories (
-        person_id INTEGER PRIMARY KEY, top_category TEXT, top_category_share REAL)""",
 )
-_TEMP_NAMES = ("_sc_rfm_map", "_sc_orders", "_sc_ranks", "_sc_category_amounts",
-               "_sc_categories")
-
-# One scan of the orders in table order (NOT INDEXED: see _CATEGORY_AMOUNTS), no join.
-_ORDERS = f"""
-INSERT INTO temp._sc_orders
-SELECT o.person_id,
-    count(DISTINCT o.order_date),
-    count(*) FILTER (WHERE {{in_season}}),
-    count(*) FILTER (WHERE {{in_season}} AND o.order_date <= :season_done),
-    count(*) FILTER (WHERE o.order_date BETWEEN :last_year_from AND :last_year_to)
-FROM orders AS o NOT INDEXED
-WHERE {_VALID}
-GROUP BY o.person_id
-"""
+_TEMP_NAMES = ("_sc_rfm_map", "_sc_ranks")
 
 # Integer arithmetic throughout, so a share exactly on a boundary is never lost to rounding.
+# {features} is a table or subquery with person_features' columns of the same names.
 _RANKS = """
 INSERT INTO temp._sc_ranks
 SELECT w.person_id, w.r, w.f, w.m, w.r || w.f || w.m, map.rfm_group, w.spend_percentile,
@@ -162,7 +140,7 @@ FROM (
         100.0 * (rank() OVER (ORDER BY amount_spent) - 1) / count(*) OVER ()
             AS spend_percentile,
         CASE WHEN orders_last_365d > 0 THEN {usage} END AS usage_tier
-    FROM person_features
+    FROM {features}
     WHERE number_of_orders > 0
     WINDOW year_buyers AS (PARTITION BY orders_last_365d > 0)
 ) AS w
@@ -180,45 +158,12 @@ _USAGE_FIXED = """CASE WHEN {basis} >= :heavy_min THEN 'HEAVY'
             WHEN {basis} >= :medium_min THEN 'MEDIUM' ELSE 'LIGHT' END"""
 _USAGE_BASIS = {"orders": "orders_last_365d", "spend": "spent_last_365d"}
 
-# Categories compare case-insensitively, as products_purchased does; uncategorised lines
-# (NULL or '') form the group '' that counts in the whole but never wins. NOT INDEXED makes
-# SQLite read orders in table order: left to itself it walks orders_person for the
-# "person_id IS NOT NULL" test and reads rows at random, 2-3x slower at 1M people.
-_CATEGORY_AMOUNTS = f"""
-INSERT INTO temp._sc_category_amounts
-SELECT o.person_id, coalesce(lower(l.category), ''), min(l.category),
-    total(coalesce(l.amount, l.price * l.quantity))
-FROM orders AS o NOT INDEXED
-JOIN order_lines AS l ON l.source = o.source AND l.order_key = o.key
-WHERE {_VALID}
-GROUP BY o.person_id, coalesce(lower(l.category), '')
-"""
-
-# An aggregate streaming over the (person_id, k) key, then a lookup of the winning category:
-# several times faster than ranking every (person, category) row with a window.
-_CATEGORIES = """
-INSERT INTO temp._sc_categories
-WITH p AS (
-    SELECT person_id, max(amount) FILTER (WHERE k <> '') AS top,
-        total(max(amount, 0)) AS whole
-    FROM temp._sc_category_amounts
-    GROUP BY person_id
-)
-SELECT p.person_id,
-    (SELECT a.category FROM temp._sc_category_amounts AS a
-     WHERE a.person_id = p.person_id AND a.k <> '' AND a.amount = p.top
-     ORDER BY a.k LIMIT 1),
-    p.top / p.whole
-FROM p
-WHERE p.top > 0
-"""
-
 # The median of the per-person median gaps: the usual gap of a 1-order-date customer.
 _SHOP_GAP = """
 WITH g AS (
     SELECT median_order_gap_days AS gap,
         row_number() OVER (ORDER BY median_order_gap_days) AS rn, count(*) OVER () AS n
-    FROM person_features WHERE median_order_gap_days IS NOT NULL
+    FROM {features} WHERE median_order_gap_days IS NOT NULL
 )
 SELECT avg(gap) FROM g WHERE rn IN ((n + 1) / 2, (n + 2) / 2)
 """
@@ -246,13 +191,14 @@ _FADING = """CASE WHEN pf.number_of_orders >= :fading_min_orders
         AND pf.days_since_last_order > :fading_factor * pf.median_order_gap_days
     THEN 1 ELSE 0 END"""
 
-_SEASONAL = """CASE WHEN so.past_season > 0
-        AND CAST(so.in_season AS REAL) / pf.number_of_orders >= :season_share
+_SEASONAL = """CASE WHEN pf.past_season > 0
+        AND CAST(pf.in_season AS REAL) / pf.number_of_orders >= :season_share
     THEN 1 ELSE 0 END"""
 
-_NEXT_ORDER = """CASE WHEN so.order_days >= 2 THEN date(pf.last_order_date, printf('%+d days',
+# order_gaps is the number of gaps between distinct order dates (one less than the dates).
+_NEXT_ORDER = """CASE WHEN pf.order_gaps >= 1 THEN date(pf.last_order_date, printf('%+d days',
     CAST(round((julianday(pf.last_order_date) - julianday(pf.first_order_date))
-               / (so.order_days - 1)) AS INTEGER))) END"""
+               / pf.order_gaps) AS INTEGER))) END"""
 
 
 def load_rfm_map(path: Path | None = None) -> dict[str, str]:
@@ -283,72 +229,194 @@ def load_rfm_map(path: Path | None = None) -> dict[str, str]:
     return {cell: groups[cell] for cell in RFM_CELLS}
 
 
+#: Columns that depend on the whole population or on the as-of date alone: :func:`rescore`
+#: recomputes them for everyone, and :func:`build_features` leaves them to it for a subset.
+GLOBAL_COLUMNS = frozenset({
+    "days_since_last_order", "age", "birthday_in_days", "first_order_anniversary_in_days",
+    "lifecycle_stage", "is_fading_regular", "recency_score", "frequency_score",
+    "monetary_score", "rfm_score", "rfm_group", "usage_tier", "spend_percentile",
+    *PREDICTION_COLUMNS,
+})
+
+_RANKED = ("recency_score", "frequency_score", "monetary_score", "rfm_score", "rfm_group",
+           "usage_tier", "spend_percentile")
+
+# What a full build ranks: the buyers among the people (person_features holds one row per
+# person), read from the temp tables of features.gather.
+_GATHERED_ORDERS = ("(SELECT o.* FROM temp._pf_orders AS o "
+                    "JOIN people AS p ON p.id = o.person_id)")
+_GATHERED_GAPS = "(SELECT g.* FROM temp._pf_gaps AS g JOIN people AS p ON p.id = g.person_id)"
+
+
+def build_features(db: Database, as_of: dt.date, scoring: ScoringSettings,
+                   people: str | None = None, *, predictions: bool = True) -> dict[str, Any]:
+    """Build ``person_features`` as of ``as_of``: the features of :mod:`.features`, the scores
+    and, when ``person_predictions`` was written for ``as_of`` (and ``predictions`` and
+    ``scoring.predictions`` allow), the predictions, from one pass over the orders and one over
+    their lines (:func:`.features.gather`), one window pass ranking the buyers, and one INSERT.
+
+    Without ``people`` the whole table is built as ``person_features_new`` and swapped in within
+    one transaction (a reader sees the old table or the new one); returns :func:`summary`. With
+    ``people``, the name of a table of ``person_id``s, only their rows are deleted and built
+    again, their orders reached by index; the :data:`GLOBAL_COLUMNS` of those rows are left for
+    :func:`rescore` to fill, since they depend on everyone; returns ``{"rebuilt": rows}``.
+    """
+    counts = order_counts(scoring)
+    params = {**features.feature_params(as_of), **score_params(as_of, scoring)}
+    joined = (people is None and predictions and scoring.predictions
+              and predictions_match(db, as_of))
+    computed = features.feature_columns()
+    scores = score_expressions(db, joined)
+    # The scores read the features by name from pf, with what the passes counted for them.
+    inner = [f"{expression} AS {name}" for name, _, expression in computed]
+    inner += ["p.attributes AS attributes", *(f"o.{name} AS {name}" for name in counts),
+              "g.order_gaps AS order_gaps", "li.top_category AS top_category",
+              "li.top_category_share AS top_category_share"]
+    columns = [(name, sql_type, f"pf.{name}") for name, sql_type, _ in computed]
+    columns += [("attributes", "TEXT", "pf.attributes")]
+    columns += [(name, features.column_type(name), scores[name]) for name in SCORE_COLUMNS]
+    if people is None:
+        source, target = "people AS p", "person_features_new"
+    else:
+        source = f"{people} AS r CROSS JOIN people AS p ON p.id = r.person_id"
+        target = "person_features"
+    insert = f"""
+        INSERT INTO {target} ({", ".join(name for name, _, _ in columns)})
+        SELECT {", ".join(expression for _, _, expression in columns)}
+        FROM (
+            SELECT {", ".join(inner)}
+            FROM {source}
+            {features.FEATURE_JOINS}
+        ) AS pf
+        LEFT JOIN temp._sc_ranks AS r ON r.person_id = pf.person_id
+        {"LEFT JOIN person_predictions AS pp ON pp.person_id = pf.person_id" if joined else ""}
+        ORDER BY pf.person_id"""
+    try:
+        with db.atomic():
+            prepare_ranks(db, scoring)  # checks the RFM map before anything is written
+            features.gather(db, as_of, people=people, counts=counts, params=params)
+            if people is not None:
+                db.execute(f"DELETE FROM person_features WHERE person_id IN "
+                           f"(SELECT person_id FROM {people})")
+                return {"rebuilt": db.execute(insert, {**params, "shop_gap": None}).rowcount}
+            rank(db, scoring, _GATHERED_ORDERS, params)
+            params["shop_gap"] = shop_gap(db, _GATHERED_GAPS)
+            db.execute("DROP TABLE IF EXISTS person_features_new")
+            db.execute(f"CREATE TABLE person_features_new ({features.definitions(columns)})")
+            db.execute(insert, params)
+            features.swap(db)
+    finally:
+        features.release(db)
+        drop_temp(db)
+    return summary(db, joined)
+
+
 def add_scores(
     db: Database, as_of: dt.date, scoring: ScoringSettings, *, predictions: bool = True
 ) -> dict[str, Any]:
-    """Compute the built-in scores as of ``as_of`` and rebuild ``person_features`` with them.
-
-    Run after :func:`.features.compute_features` for the same ``as_of`` (and after
-    :func:`.predict.write_predictions` to include the predictions). ``predictions``
-    lets the caller leave the model out even where ``scoring.predictions`` is on. Returns the
-    number of people and buyers, whether predictions were joined, and the size of each
-    lifecycle stage, RFM group and usage tier.
-    """
+    """Rebuild ``person_features`` as of ``as_of`` with the built-in scores: the two-step form
+    of :func:`build_features` (which it runs), for callers that computed the features alone
+    first (the table must exist)."""
     if not db["person_features"].exists():
         raise SegsyncError("person_features does not exist: compute the features first")
-    rfm_map = load_rfm_map(scoring.rfm_map)  # before any work: a bad map changes nothing
-    joined = predictions and scoring.predictions and _predictions_match(db, as_of)
-    params = _params(as_of, scoring)
-    params["shop_gap"] = db.execute(_SHOP_GAP).fetchone()[0]
-    kept = [(name, sql_type) for _, name, sql_type, *_ in
-            db.execute("PRAGMA table_info(person_features)") if name not in SCORE_COLUMNS]
-    indexes = [sql for (sql,) in db.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'person_features' "
-        "AND sql IS NOT NULL")]
-    scores = _score_expressions(db, joined)
-    definitions = [f'"{name}" {sql_type}' + (" PRIMARY KEY" if name == "person_id" else "")
-                   for name, sql_type in kept]
-    definitions += [f"{name} {_SQL_TYPES[BY_NAME[name].type]}" for name in SCORE_COLUMNS]
-    select = [f'pf."{name}"' for name, _ in kept] + [scores[name] for name in SCORE_COLUMNS]
+    return build_features(db, as_of, scoring, predictions=predictions)
 
+
+def rescore(db: Database, as_of: dt.date, scoring: ScoringSettings) -> None:
+    """Recompute the :data:`GLOBAL_COLUMNS` of every stored row of ``person_features`` for
+    ``as_of``, from the row itself, the population and the predictions, with the build's own
+    SQL; rows whose values stay are not rewritten. The caller holds a transaction.
+
+    This is the global pass of the incremental refresh (:mod:`.refresh`): after it, rows built
+    for an earlier as-of, or by :func:`build_features` for a subset, equal a full build's.
+    """
+    params = score_params(as_of, scoring)
+    params["shop_gap"] = shop_gap(db, "person_features")
+    joined = scoring.predictions and predictions_match(db, as_of)
+    expressions = score_expressions(db, joined)
+    days_since = features.days_since("pf.last_order_date")
+    columns = {
+        "days_since_last_order": days_since,
+        "age": features.age("pf.birth_date"),
+        **{name: expressions[name] for name in ("birthday_in_days",
+                                                "first_order_anniversary_in_days")},
+        # Over the new day count, not the stored one.
+        **{name: expressions[name].replace("pf.days_since_last_order", f"({days_since})")
+           for name in ("lifecycle_stage", "is_fading_regular")},
+        **{name: expressions[name] for name in _RANKED},
+        **{name: expressions[name] for name in PREDICTION_COLUMNS},
+    }
+    joins = "LEFT JOIN temp._sc_ranks AS r ON r.person_id = pf.person_id"
+    if joined:
+        joins += " LEFT JOIN person_predictions AS pp ON pp.person_id = pf.person_id"
     try:
-        # Statement by statement, not executescript, which would commit a caller's transaction.
-        with db.atomic():
-            for statement in _TEMP_TABLES:
-                db.execute(statement)
-            db.conn.executemany("INSERT INTO temp._sc_rfm_map VALUES (?, ?)", rfm_map.items())
-            db.execute(_ORDERS.format(in_season=_in_season(scoring)), params)
-            db.execute(_RANKS.format(usage=_usage(scoring)), params)
-            db.execute(_CATEGORY_AMOUNTS, params)
-            db.execute(_CATEGORIES)
-            db.execute("DROP TABLE IF EXISTS person_features_new")
-            db.execute(f"CREATE TABLE person_features_new ({', '.join(definitions)})")
-            db.execute(
-                f"""INSERT INTO person_features_new SELECT {", ".join(select)}
-                FROM person_features AS pf
-                LEFT JOIN temp._sc_orders AS so ON so.person_id = pf.person_id
-                LEFT JOIN temp._sc_ranks AS r ON r.person_id = pf.person_id
-                LEFT JOIN temp._sc_categories AS c ON c.person_id = pf.person_id
-                {"LEFT JOIN person_predictions AS pp ON pp.person_id = pf.person_id"
-                 if joined else ""}
-                ORDER BY pf.person_id""",
-                params,
-            )
-            db.execute("DROP TABLE person_features")
-            db.execute("ALTER TABLE person_features_new RENAME TO person_features")
-            for sql in indexes:
-                db.execute(sql)
+        prepare_ranks(db, scoring)
+        rank(db, scoring, "person_features", params)
+        db.execute("DROP TABLE IF EXISTS temp._sc_global")
+        db.execute(f"CREATE TEMP TABLE _sc_global AS SELECT pf.person_id, "
+                   f"{', '.join(f'{sql} AS {name}' for name, sql in columns.items())} "
+                   f"FROM person_features AS pf {joins} ORDER BY pf.person_id", params)
+        names = list(columns)
+        db.execute(
+            f"""UPDATE person_features SET {', '.join(f'{n} = g.{n}' for n in names)}
+            FROM temp._sc_global AS g WHERE g.person_id = person_features.person_id
+            AND ({', '.join(f'person_features.{n}' for n in names)})
+                IS NOT ({', '.join(f'g.{n}' for n in names)})"""
+        )
     finally:
-        _drop_temp(db)
-    return _summary(db, joined)
+        drop_temp(db)
+        db.execute("DROP TABLE IF EXISTS temp._sc_global")
 
 
-def _drop_temp(db: Database) -> None:
+def prepare_ranks(db: Database, scoring: ScoringSettings) -> None:
+    """Create the temporary tables :func:`rank` fills and :func:`score_expressions` reads
+    (``temp._sc_ranks``, joined as ``r``), with the RFM map loaded; :func:`drop_temp` drops
+    them. Checks the map first: a bad one raises before anything is written."""
+    rfm_map = load_rfm_map(scoring.rfm_map)
+    drop_temp(db)
+    for statement in _TEMP_TABLES:
+        db.execute(statement)
+    db.conn.executemany("INSERT INTO temp._sc_rfm_map VALUES (?, ?)", rfm_map.items())
+
+
+def rank(db: Database, scoring: ScoringSettings, features: str, params: dict[str, Any]) -> None:
+    """Rank the buyers of ``features`` (a table or parenthesised subquery with
+    ``person_features``' ``person_id``, ``number_of_orders``, ``last_order_date``,
+    ``amount_spent``, ``orders_last_365d`` and ``spent_last_365d``) into ``temp._sc_ranks``:
+    the RFM scores and group, the spend percentile and the usage tier. Row order does not
+    matter: ties share a rank."""
+    db.execute(_RANKS.format(usage=_usage(scoring), features=features), params)
+
+
+def shop_gap(db: Database, features: str) -> float | None:
+    """The median of the ``median_order_gap_days`` of ``features`` (a table or parenthesised
+    subquery): the usual gap of a customer with one order date, for AT_RISK (bind it as
+    ``:shop_gap``)."""
+    return db.execute(_SHOP_GAP.format(features=features)).fetchone()[0]
+
+
+def order_counts(scoring: ScoringSettings) -> dict[str, str]:
+    """Per-person order counts the scores read (as ``pf.<name>``), as aggregates over valid
+    orders ``o`` for the features' own pass: orders in the season window, those in a completed
+    season, and those around the as-of date one year back. Refund rows are not orders."""
+    order = "o.total >= 0"
+    season = in_season(scoring)
+    return {
+        "in_season": f"count(*) FILTER (WHERE {order} AND {season})",
+        "past_season": f"count(*) FILTER (WHERE {order} AND {season} "
+                       "AND o.order_date <= :season_done)",
+        "last_year": f"count(*) FILTER (WHERE {order} "
+                     "AND o.order_date BETWEEN :last_year_from AND :last_year_to)",
+    }
+
+
+def drop_temp(db: Database) -> None:
+    """Drop the temporary tables of :func:`prepare_ranks`."""
     for name in _TEMP_NAMES:
         db.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
 
-def _predictions_match(db: Database, as_of: dt.date) -> bool:
+def predictions_match(db: Database, as_of: dt.date) -> bool:
     """Whether ``person_predictions`` exists and was written for ``as_of``.
 
     Predictions for another date would mislabel churn risk, so they are left out rather than
@@ -366,8 +434,9 @@ def _on(year: int, month_day: str) -> dt.date:
     return dt.date(year, month, min(day, calendar.monthrange(year, month)[1]))
 
 
-def _params(as_of: dt.date, s: ScoringSettings) -> dict[str, Any]:
-    """Every bound value of the scoring SQL; dates are computed here, once, not per row."""
+def score_params(as_of: dt.date, s: ScoringSettings) -> dict[str, Any]:
+    """Every bound value of the scoring SQL (``:shop_gap`` aside, see :func:`shop_gap`); dates
+    are computed here, once, not per row."""
     season_done = _on(as_of.year, s.seasonal_end)
     if season_done >= as_of:
         season_done = _on(as_of.year - 1, s.seasonal_end)
@@ -391,7 +460,8 @@ def _params(as_of: dt.date, s: ScoringSettings) -> dict[str, Any]:
     }
 
 
-def _in_season(s: ScoringSettings) -> str:
+def in_season(s: ScoringSettings) -> str:
+    """SQL: whether order ``o`` falls in the season window (month-days, both ends in)."""
     md = "substr(o.order_date, 6, 5)"
     if s.seasonal_start <= s.seasonal_end:
         return f"{md} BETWEEN :season_start AND :season_end"
@@ -418,8 +488,11 @@ def _days_until(column: str, *, after_own_year: bool) -> str:
             f"THEN {this} ELSE {later} END) - julianday(:as_of) AS INTEGER) END")
 
 
-def _score_expressions(db: Database, joined: bool) -> dict[str, str]:
-    """The SQL of each score column over ``pf``, ``so``, ``r``, ``c`` and (if joined) ``pp``."""
+def score_expressions(db: Database, joined: bool) -> dict[str, str]:
+    """The SQL of each of :data:`SCORE_COLUMNS` over ``pf`` (the person's features, plus
+    :func:`order_counts`, ``order_gaps``, ``top_category`` and ``top_category_share`` for
+    the columns that read them), ``r`` (``temp._sc_ranks``) and, if ``joined``, ``pp``
+    (``person_predictions``; see :func:`predictions_match`)."""
     available = ({name for _, name, *_ in db.execute("PRAGMA table_info(person_predictions)")}
                  if joined else set())
     # A table written with another purchase horizon has no expected_purchases_90d: null it.
@@ -436,18 +509,20 @@ def _score_expressions(db: Database, joined: bool) -> dict[str, str]:
         "usage_tier": "r.usage_tier",
         "spend_percentile": "r.spend_percentile",
         "is_seasonal_buyer": _SEASONAL,
-        "bought_this_time_last_year": "coalesce(so.last_year > 0, 0)",
+        "bought_this_time_last_year": "coalesce(pf.last_year > 0, 0)",
         "birthday_in_days": _days_until("pf.birth_date", after_own_year=False),
         "first_order_anniversary_in_days": _days_until("pf.first_order_date",
                                                        after_own_year=True),
         "expected_next_order_date": _NEXT_ORDER,
-        "top_category": "c.top_category",
-        "top_category_share": "c.top_category_share",
+        "top_category": "pf.top_category",
+        "top_category_share": "pf.top_category_share",
         **model,
     }
 
 
-def _summary(db: Database, joined: bool) -> dict[str, Any]:
+def summary(db: Database, joined: bool) -> dict[str, Any]:
+    """The number of people and buyers in ``person_features``, whether the predictions were
+    ``joined``, and the size of each lifecycle stage, RFM group and usage tier."""
     # One scan grouped by the three columns (a few hundred rows at most), not one per column.
     counts: dict[str, dict[str, int]] = {"lifecycle_stage": {}, "rfm_group": {}, "usage_tier": {}}
     for stage, group, tier, n in db.execute(

@@ -22,6 +22,7 @@ from ..measure import describe_gap, fit_from_store
 from ..runs import last_successful_run, recent_runs
 from ..segment import stored_segments
 from ..settings import Settings
+from ..sync.gate import CONSENT_LABELS
 
 #: The lifecycle stages a buyer moves through, in funnel order (PROSPECT has no order yet).
 FUNNEL = ["NEW", "ACTIVE", "REACTIVATED", "AT_RISK", "LAPSED", "LOST"]
@@ -114,7 +115,8 @@ def predictions(db: Database, as_of: dt.date) -> dict[str, Any]:
 
 def sync_health(db: Database, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per sync, its adds, removes and failures at each of the given runs (oldest first), and
-    at its latest run the members the consent gate held back by reason and guardrail holds."""
+    at its latest run its members by consent category (the words ``run`` and ``plan`` print:
+    ``consent``), the gate's detailed reasons (``gate``) and guardrail holds."""
     syncs: dict[str, dict[str, Any]] = {}
     for run in reversed(runs):
         if run["command"] != "run":
@@ -125,6 +127,9 @@ def sync_health(db: Database, runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "run_id": run["id"], "added": s.get("added", 0), "removed": s.get("removed", 0),
                 "failed": s.get("failed", 0) + s.get("rejected", 0),
             })
+            consent = s.get("consent", {})
+            entry["consent"] = {label: consent.get(key, 0)
+                                for key, label in CONSENT_LABELS.items()}
             entry["gate"] = s.get("invalid_reasons", {})
             entry["held"] = s.get("held", 0)
             entry["held_reason"] = s.get("held_reason")
@@ -146,10 +151,14 @@ def top_reject_reasons(db: Database, limit: int = 5) -> list[dict[str, Any]]:
 
 
 def data_quality(db: Database, sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Rows imported and rejected per source (from ``status``), the top reject reasons and how
-    many person ids identity resolution merged into another."""
+    """Rows imported and rejected per source (from ``status``), the records of erased people
+    dropped at import (``segsync forget``), the top reject reasons and how many person ids
+    identity resolution merged into another."""
+    dropped = dict(db.execute("SELECT source, coalesce(sum(suppressed), 0) FROM source_runs "
+                              "GROUP BY source"))
     return {
-        "sources": {name: {"imported": s["customers"] + s["orders"], "rejected": s["rejected"]}
+        "sources": {name: {"imported": s["customers"] + s["orders"], "rejected": s["rejected"],
+                           "erased_dropped": dropped.get(name, 0)}
                     for name, s in sources.items()},
         "top_reasons": top_reject_reasons(db),
         "merged": db.execute("SELECT count(*) FROM person_merges").fetchone()[0],

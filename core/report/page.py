@@ -87,23 +87,24 @@ people have predictions.</p></section>
 
 <section id="syncs"><h2>Sync health</h2>
 <p class="caption">Per sync, what the last runs added, removed and failed to send, who the
-consent gate held back and why, and removals a guardrail held.</p>
+consent gate let through or held back and why, and removals a guardrail held.</p>
 {% for name, s in d.syncs.items() %}<div class="row" data-sync="{{ name }}"
  data-held="{{ s.held }}"><div><h3>{{ name }}</h3>{{ s.chart | safe }}</div>
 <div><table><tr><th>run</th><th>added</th><th>removed</th><th>failed</th></tr>
 {% for r in s.runs %}<tr data-run="{{ r.run_id }}" data-added="{{ r.added }}"
  data-removed="{{ r.removed }}" data-failed="{{ r.failed }}"><td>{{ r.run_id }}</td>
 <td>{{ r.added }}</td><td>{{ r.removed }}</td><td>{{ r.failed }}</td></tr>{% endfor %}</table>
-<table><tr><th>held by the consent gate</th><th>people</th></tr>
-{% for reason, n in s.gate.items() %}<tr><td>{{ reason }}</td><td>{{ n }}</td></tr>
-{% else %}<tr><td>nobody</td><td>0</td></tr>{% endfor %}</table>
+<table><tr><th>members by consent</th><th>people</th></tr>
+{% for label, n in s.consent.items() %}<tr data-consent="{{ label }}" data-people="{{ n }}">
+<td>{{ label }}</td><td>{{ "{:,}".format(n) }}</td></tr>{% endfor %}</table>
 <p>{{ "%d removals held by a guardrail (%s)" % (s.held, s.held_reason) if s.held
       else "No removals held by a guardrail." }}</p></div></div>
 {% else %}<p>No sync has run yet.</p>{% endfor %}</section>
 
 <section id="quality"><h2>Data quality</h2>
 <p class="caption">Rows imported and rejected per source, the most common reasons for
-rejecting a row, and how many duplicate people identity resolution merged.</p>
+rejecting a row, how many duplicate people identity resolution merged, and how many records of
+erased people were kept out.</p>
 <div class="row"><div>{{ quality_chart | safe }}</div><div>
 <table><tr><th>source</th><th>customers</th><th>orders</th><th>rejected</th></tr>
 {% for name, s in d.status.sources.items() %}<tr data-source="{{ name }}"
@@ -115,7 +116,10 @@ rejecting a row, and how many duplicate people identity resolution merged.</p>
 {% for r in d.quality.top_reasons %}<tr><td>{{ r.reason }}</td><td>{{ r.rows }}</td></tr>
 {% else %}<tr><td>none</td><td>0</td></tr>{% endfor %}</table>
 <p data-merged="{{ d.quality.merged }}">{{ "{:,}".format(d.quality.merged) }} people merged
-by identity resolution.</p></div></div></section>
+by identity resolution.</p>
+{% set dropped = d.quality.sources.values() | sum(attribute="erased_dropped") %}
+<p data-erased-dropped="{{ dropped }}">{{ "{:,}".format(dropped) }} records of erased people
+(<code>segsync forget</code>) dropped at import.</p></div></div></section>
 </body></html>
 """
 

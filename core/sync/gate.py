@@ -25,6 +25,14 @@ OPTED_OUT = ("UNSUBSCRIBED", "INVALID", "REDACTED")
 #: Why a segment member is held out, in the marketer's words: the stable machine keys of the
 #: consent summary (``segsync plan --json``: ``consent``), in the order they are checked.
 HELD_OUT = ("no_address", "unsubscribed", "not_opted_in", "duplicate")
+#: The consent summary's keys, members sent first, as ``run``, ``plan`` and the report head them.
+CONSENT_LABELS = {
+    "eligible": "eligible",
+    "not_opted_in": "not opted in",
+    "unsubscribed": "unsubscribed/suppressed",
+    "no_address": "no valid email/phone",
+    "duplicate": "duplicate address",
+}
 #: The ``person_features`` consent column for each identity kind (email or SMS channel).
 CONSENT_COLUMN = {"email": "email_subscription_status", "phone": "sms_subscription_status"}
 # The consent gate per policy, as SQL over the column ``consent``; opt-outs are excluded before
@@ -165,17 +173,18 @@ _checks = itertools.count(1)
 
 
 def gate_reasons(db: Database, sync: SyncSettings, identity: str,
-                 person_ids: list[int]) -> dict[int, str | None]:
+                 person_ids: list[int]) -> dict[int, tuple[str | None, str | None]]:
     """Why each of ``person_ids`` (members of the sync's segment) would be held out of
-    ``sync``, or None when they would be sent: the very gate a plan applies, for a few people
-    (``segsync segments why``). People not in the segment are absent from the answer."""
+    ``sync``: its :data:`HELD_OUT` category and the gate's detailed reason, both None when they
+    would be sent. The very gate a plan applies, for a few people (``segsync segments why``).
+    People not in the segment are absent from the answer."""
     table = f"segsync_gate_{next(_checks)}"
     build_desired(db, table, sync, identity, "json_object()", {})
     try:
         marks = ", ".join("?" * len(person_ids))
-        return dict(db.execute(
-            f"SELECT person_id, reason FROM {table}_people WHERE person_id IN ({marks})",
-            person_ids).fetchall())
+        return {person_id: (held_out, reason) for person_id, held_out, reason in db.execute(
+            f"SELECT person_id, held_out, reason FROM {table}_people "
+            f"WHERE person_id IN ({marks})", person_ids)}
     finally:
         db.execute(f"DROP TABLE temp.{table}_people")
         db.execute(f"DROP TABLE temp.{table}_desired")

@@ -28,6 +28,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 from sqlite_utils import Database
@@ -51,6 +52,41 @@ class PlannedChange:
     seq: int
     change: Change
     reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendBatch:
+    """One page of planned changes, summed up and serialised by SQL in one statement.
+
+    ``first``/``last`` bound its seqs and ``low``/``high`` its keys, ``ops`` names its
+    distinct ops (``add+update``), ``journal`` is its ``[[op, key], …]`` JSON for the journal
+    and ``columns`` holds the page as JSON columns (keys, ops, person ids, consents, payloads,
+    then seqs and reasons when asked for). Only :meth:`changes` decodes it, in one
+    ``json.loads``: the executor calls it in the worker that sends the batch, so the calling
+    thread, which every batch queues behind for its database writes, handles no per-change
+    Python object at all (DESIGN §5).
+    """
+
+    first: int
+    last: int
+    size: int
+    low: str
+    high: str
+    ops: str
+    journal: str
+    columns: str
+
+    def __len__(self) -> int:
+        return self.size
+
+    def changes(self) -> list[Change]:
+        keys, ops, person_ids, consents, fields, *_detail = json.loads(self.columns)
+        return list(map(Change, keys, ops, person_ids, fields, consents))
+
+    def details(self) -> list[tuple[int, Change, str | None]]:
+        """``(seq, change, reason)`` per change, for a page read with ``detail``."""
+        *_columns, seqs, reasons = json.loads(self.columns)
+        return list(zip(seqs, self.changes(), reasons, strict=True))
 
 
 @dataclass
@@ -123,47 +159,65 @@ class Plan:
         self, size: int, classes: tuple[ChangeClass, ...] = ("send",)
     ) -> Iterator[list[PlannedChange]]:
         """Planned changes of ``classes`` in send order (adds, updates, removes; by key), in
-        lists of at most ``size``.
+        lists of at most ``size``, each with its seq and why it was planned."""
+        for page in self._pages(size, classes, detail=True):
+            yield sorted(
+                (PlannedChange(*row) for row in page.details()), key=attrgetter("seq")
+            )
 
-        Pages by ``seq`` rather than holding a cursor open, because the executor writes to the
-        same connection between pages. Each page comes back as one JSON array built in SQL,
-        with the stored payload text spliced in unparsed, so a page costs one ``json.loads``
-        rather than one per change: per-change decoding held the push's calling thread long
-        enough to keep ten workers waiting (DESIGN §5).
-        """
-        db = self._db()
+    def send_batches(self, size: int) -> Iterator[SendBatch]:
+        """The changes to send, in send order, in batches of at most ``size``."""
+        return self._pages(size, ("send",))
+
+    def _pages(
+        self, size: int, classes: tuple[ChangeClass, ...], *, detail: bool = False
+    ) -> Iterator[SendBatch]:
+        # Pages by ``seq`` rather than holding a cursor open, because the executor writes to
+        # the same connection between pages. Every aggregate of the statement sees the rows
+        # in the same order, so the columns stay aligned whatever that order is.
+        conn = self._db().conn
         marks = ",".join("?" for _ in classes)
+        extra = " || ',' || json_group_array(seq) || ',' || json_group_array(reason)"
+        sql = (
+            "SELECT min(seq), max(seq), count(*), group_concat(DISTINCT op), "
+            "json_group_array(json_array(op, key)), "
+            "'[' || json_group_array(key) || ',' || json_group_array(op) || ',' || "
+            "json_group_array(person_id) || ',' || json_group_array(consent) || ',[' || "
+            # Payloads are spliced in as stored, unparsed; removals carry none.
+            "group_concat(COALESCE(NULLIF(payload, ''), '{}'), ',') || ']'"
+            f"{extra if detail else ''} || ']' FROM (SELECT * FROM {self.table} "
+            f"WHERE class IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?)"
+        )
         after = 0
         while True:
-            page = db.execute(
-                "SELECT '[' || group_concat('[' || json_array(seq, key, op, person_id, "
-                # Removals carry neither payload nor consent: a removal needs only the key.
-                "consent, reason) || ',' || COALESCE(NULLIF(payload, ''), '{}') || ']', ',') "
-                f"|| ']' FROM (SELECT * FROM {self.table} "
-                f"WHERE class IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?)",
-                [*classes, after, size],
-            ).fetchone()[0]
-            if page is None:
+            first, last, count, ops, journal, columns = conn.execute(
+                sql, [*classes, after, size]
+            ).fetchone()
+            if not count:
                 return
-            rows = json.loads(page)
-            # group_concat keeps the subquery's order in practice, not by guarantee; seqs are
-            # unique, so sorting the rows compares their seqs only.
-            rows.sort()
-            # Positional arguments: keywords cost a measurable share of a 500-change page.
-            yield [
-                PlannedChange(seq, Change(key, op, person_id, fields, consent), reason)
-                for (seq, key, op, person_id, consent, reason), fields in rows
-            ]
-            if len(rows) < size:
+            distinct = sorted((ops or "").split(","))
+            # Rows are ordered by op, then key: with one op, the first and last rows bound the
+            # keys, two lookups where min() and max() would compare every key.
+            bounds = (
+                f"SELECT (SELECT key FROM {self.table} WHERE seq = ?), "
+                f"(SELECT key FROM {self.table} WHERE seq = ?)"
+                if len(distinct) == 1
+                else f"SELECT min(key), max(key) FROM {self.table} "
+                f"WHERE class IN ({marks}) AND seq BETWEEN ? AND ?"
+            )
+            params = [first, last] if len(distinct) == 1 else [*classes, first, last]
+            low, high = conn.execute(bounds, params).fetchone()
+            ops = "+".join(distinct)
+            yield SendBatch(first, last, count, low, high, ops, journal, columns)
+            if count < size:
                 # A short page is the last: asking again would only scan the rest for nothing.
                 return
-            after = rows[-1][0][0]
+            after = last
 
     def changes(self, classes: tuple[ChangeClass, ...] = ("send",)) -> Iterator[Change]:
         """The planned changes of ``classes``, one by one (``held`` shows the held removals)."""
-        for batch in self.batches(1000, classes):
-            for planned in batch:
-                yield planned.change
+        for page in self._pages(1000, classes):
+            yield from page.changes()
 
     def invalid_people(self, limit: int | None = None) -> list[tuple[int, str | None, str]]:
         """``(person_id, key, reason)`` for segment members who cannot be sent."""
@@ -179,8 +233,7 @@ class Plan:
         """Drop the plan's temporary tables; safe to call twice."""
         if self.db is None:
             return
-        # ``_unconfirmed`` is the executor's scratch table for this plan.
-        for suffix in ("", "_desired", "_people", "_unconfirmed"):
+        for suffix in ("", "_desired", "_people"):
             self.db.execute(f"DROP TABLE IF EXISTS temp.{self.table}{suffix}")
         self.db = None
 

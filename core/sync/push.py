@@ -6,14 +6,20 @@ The executor keeps three promises (DESIGN §4):
   ``ok`` outcome; a rejection, a transient failure, a timeout after the write landed or a crash
   leaves it as it was, and the key is back in the next plan.
 * **Every batch is journalled before it is sent.** One transaction writes the ``sync_journal``
-  row (state ``sent``) and marks each key ``pending`` in ``sync_outcomes``; only then is the
-  batch handed to a worker. A crash after that point leaves the keys in doubt, and the next plan
-  re-sends them (writes are idempotent, so re-sending converges) or removes them if they are no
-  longer wanted. Journal rows a crash left in ``sent`` are marked ``interrupted`` by the next push.
+  row (state ``sent``) and marks each key ``pending`` in ``sync_outcomes`` (the mark names the
+  journal row); only then is the batch handed to a worker. A crash after that point leaves the
+  keys in doubt, and the next plan re-sends them (writes are idempotent, so re-sending
+  converges) or removes them if they are no longer wanted. Journal rows a crash left in
+  ``sent`` are marked ``interrupted`` by the next push.
 * **Calls stay within the destination's limits.** Batches hold at most ``max_batch`` changes and
-  at most ``max_concurrency`` are in flight. Workers only call the destination; every database
-  write happens on the calling thread, because an SQLite connection is not shared across
-  threads.
+  at most ``max_concurrency`` are in flight. Every database write happens on the calling
+  thread, because an SQLite connection is not shared across threads.
+
+The calling thread is the one queue every batch waits in, so it does nothing but SQL: a page
+of changes is read and serialised by one statement, journalled by two, and the outcomes of
+every batch answered meanwhile are recorded in one transaction, one statement per table. The
+workers do the per-change Python: they decode their batch into
+:class:`~segsync.core.connector.Change` objects, call the destination and sort its answers.
 
 A batch is retried on :class:`~segsync.core.errors.RetriableError` under a
 :class:`~segsync.core.retry.RetryPolicy`. A :class:`~segsync.core.errors.FatalError` whose
@@ -25,6 +31,7 @@ and are logged as failed, since every further call would fail the same way.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -36,7 +43,7 @@ from ..connector import Change, Destination, Outcome, Target
 from ..errors import FatalError, RetriableError
 from ..retry import RetryPolicy
 from ..store import utcnow
-from .plan import Plan, PlannedChange
+from .plan import Plan, SendBatch
 
 #: HTTP statuses meaning "this request's content is wrong": worth splitting the batch.
 RECORD_CAUSED_STATUS = frozenset({400, 413, 422})
@@ -78,14 +85,42 @@ class SyncResult:
         return asdict(self)
 
 
+_OPS = ("add", "update", "remove")
+
+
 @dataclass
 class _Sent:
-    """A worker's answer for one batch: outcomes it got, calls it made, and the error that
-    ended it early (changes without an outcome then failed with it)."""
+    """A worker's answer for one batch: the calls it made, the error that ended it early, how
+    many changes of each op were confirmed and, key by key, the ones that were not.
 
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    The worker sorts its outcomes itself, so the calling thread, which every batch queues
+    behind, only has the confirmed counts and the (usually empty) exceptions to record.
+    """
+
     calls: int = 0
     error: str | None = None
+    confirmed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_OPS, 0))
+    #: ``(key, status, reason)``: ``rejected`` for good, or ``failed`` (retried next run).
+    unconfirmed: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def sort(self, changes: list[Change], outcomes: dict[str, Outcome]) -> None:
+        missing = self.error or "the destination returned no outcome"
+        confirmed, unconfirmed = self.confirmed, self.unconfirmed
+        for change in changes:
+            outcome = outcomes.get(change.key)
+            if outcome is None:
+                unconfirmed.append((change.key, "failed", missing))
+            elif outcome.status == "ok":
+                confirmed[change.op] += 1
+            else:
+                status = "rejected" if outcome.status == "rejected" else "failed"
+                unconfirmed.append((change.key, status, outcome.reason))
+
+
+def _pending_reason(journal_id: int) -> str:
+    """The reason a ``pending`` outcome carries: the journal row of the batch it was sent in,
+    which says which batch a crash interrupted and lets the batch's rows be found again."""
+    return f"in flight: journal {journal_id}"
 
 
 def _record_caused(exc: FatalError) -> bool:
@@ -95,11 +130,13 @@ def _record_caused(exc: FatalError) -> bool:
 
 
 def _send(
-    destination: Destination, target: Target, changes: list[Change], policy: RetryPolicy
+    destination: Destination, target: Target, batch: SendBatch, policy: RetryPolicy
 ) -> _Sent:
     """Apply one batch with retries and split-on-bad-request; runs in a worker thread, so it
     must not touch the database."""
+    changes = batch.changes()
     sent = _Sent()
+    outcomes: dict[str, Outcome] = {}
 
     def attempt(chunk: Sequence[Change]) -> list[Outcome]:
         sent.calls += 1
@@ -107,14 +144,14 @@ def _send(
 
     def run(chunk: list[Change]) -> None:
         try:
-            outcomes = policy.call(attempt, chunk)
+            answers = policy.call(attempt, chunk)
         except FatalError as exc:
             if not _record_caused(exc):
                 raise
             if len(chunk) == 1:
                 # One record the destination refuses outright: a permanent rejection, which
                 # the next plan suppresses until the record changes.
-                sent.outcomes[chunk[0].key] = Outcome(chunk[0].key, "rejected", str(exc))
+                outcomes[chunk[0].key] = Outcome(chunk[0].key, "rejected", str(exc))
                 return
             # k bad records cost O(k log n) extra calls; clean halves go through in one call.
             middle = len(chunk) // 2
@@ -122,10 +159,10 @@ def _send(
             run(chunk[middle:])
             return
         wanted = {c.key for c in chunk}
-        for outcome in outcomes:
+        for outcome in answers:
             # An outcome for a key not in the call would move a baseline nobody confirmed.
             if outcome.key in wanted:
-                sent.outcomes[outcome.key] = outcome
+                outcomes[outcome.key] = outcome
 
     # Outcomes gathered before a batch-level failure are kept: those records were confirmed.
     try:
@@ -134,26 +171,93 @@ def _send(
         sent.error = f"transient error, retries exhausted: {exc}"
     except FatalError as exc:
         sent.error = str(exc)
+    sent.sort(changes, outcomes)
     return sent
 
 
 class _Recorder:
-    """Every database write of a push, on the calling thread."""
+    """Every database write of a push, on the calling thread.
+
+    The per-batch statements are set-based over the plan table's seq range and bound by
+    parameters, so each is prepared once per push (the connection's statement cache) and
+    costs SQLite's per-row work and nothing per change in Python.
+    """
 
     def __init__(self, db: Database, plan: Plan, run_id: int, result: SyncResult):
         self.db = db
+        self.conn = db.conn
         self.plan = plan
         self.run_id = run_id
         self.result = result
+        t = plan.table
+        batch = f"FROM {t} WHERE class = 'send' AND seq BETWEEN ? AND ?"
+        # Attempts count consecutive tries of the same change; a new op or payload restarts.
+        self.mark_pending = (
+            "INSERT INTO sync_outcomes (sync, key, op, status, payload_hash, config_hash, "
+            f"attempts, run_id, reason, updated_at) SELECT ?, key, op, 'pending', payload_hash, "
+            f"?, 1, ?, ?, ? {batch} "
+            "ON CONFLICT (sync, key) DO UPDATE SET status = 'pending', "
+            "reason = excluded.reason, "
+            "attempts = CASE WHEN sync_outcomes.op = excluded.op "
+            "AND sync_outcomes.payload_hash IS excluded.payload_hash "
+            "THEN sync_outcomes.attempts + 1 ELSE 1 END, "
+            "op = excluded.op, payload_hash = excluded.payload_hash, "
+            "config_hash = excluded.config_hash, run_id = excluded.run_id, "
+            "updated_at = excluded.updated_at"
+        )
+        # A batch confirmed in full (the usual case) is written straight from the plan table;
+        # otherwise its unconfirmed keys are marked first, and the confirmed ones are those
+        # still ``pending``. That order is what keeps a rejected key out of the baseline.
+        in_batch = f"{t}.class = 'send' AND {t}.seq BETWEEN ? AND ?"
+        still_pending = (
+            f"JOIN sync_outcomes o ON o.sync = ? AND o.key = {t}.key AND o.status = 'pending'"
+        )
+        upsert = (
+            "INSERT INTO sync_state (sync, key, config_hash, person_id, payload_hash, payload, "
+            f"acked_run, acked_at) SELECT ?, {t}.key, ?, person_id, {t}.payload_hash, payload, "
+            f"?, ? FROM {{source}} WHERE {{where}} AND {t}.op <> 'remove' "
+            "ON CONFLICT (sync, key) DO UPDATE SET config_hash = excluded.config_hash, "
+            "person_id = excluded.person_id, payload_hash = excluded.payload_hash, "
+            "payload = excluded.payload, acked_run = excluded.acked_run, "
+            "acked_at = excluded.acked_at"
+        )
+        forget = (
+            f"DELETE FROM sync_state WHERE sync = ? AND key IN (SELECT {t}.key FROM {{source}} "
+            f"WHERE {{where}} AND {t}.op = 'remove')"
+        )
+        self.acknowledge = upsert.format(source=t, where=in_batch)
+        self.acknowledge_confirmed = upsert.format(source=f"{t} {still_pending}", where=in_batch)
+        self.unlist = forget.format(source=t, where=in_batch)
+        self.unlist_confirmed = forget.format(source=f"{t} {still_pending}", where=in_batch)
+        self.mark_unconfirmed = (
+            "UPDATE sync_outcomes SET status = ?, reason = ?, updated_at = ? "
+            "WHERE sync = ? AND key = ?"
+        )
+        # A confirmed change is logged with why it was planned (why a member was removed, that
+        # it is a retry); anything else with the destination's reason.
+        self.log_ok = (
+            "INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
+            f"SELECT ?, ?, key, op, 'ok', reason, ? {batch}"
+        )
+        self.log_each = (
+            "INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
+            f"SELECT ?, ?, {t}.key, {t}.op, "
+            "CASE o.status WHEN 'pending' THEN 'ok' ELSE o.status END, "
+            f"CASE o.status WHEN 'pending' THEN {t}.reason ELSE o.reason END, ? "
+            f"FROM {t} JOIN sync_outcomes o ON o.sync = ? AND o.key = {t}.key "
+            f"WHERE {in_batch} ORDER BY {t}.seq"
+        )
+        # The batch's pending rows, found by their journal mark within its key range (a range
+        # scan, where a list of its keys would cost a lookup per key).
+        self.settle = (
+            "DELETE FROM sync_outcomes WHERE sync = ? AND key BETWEEN ? AND ? "
+            "AND status = 'pending' AND reason = ?"
+        )
 
     def prepare(self) -> None:
-        """Create the scratch table of a batch's unconfirmed keys, and close the journal of a
-        crashed push: its batches left in ``sent`` are in doubt, their keys already back in
-        this plan through ``pending`` outcomes, so the journal only needs to say so."""
-        self.db.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {self.plan.table}_unconfirmed "
-            "(key TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT)"
-        )
+        """Close the journal of a crashed push: its batches left in ``sent`` are in doubt,
+        their keys already back in this plan through ``pending`` outcomes, so the journal only
+        needs to say so."""
         self.db.execute(
             "UPDATE sync_journal SET state = 'interrupted', finished_at = ? "
             "WHERE sync = ? AND state = 'sent'",
@@ -199,124 +303,74 @@ class _Recorder:
             ],
         )
 
-    def journal(self, first: int, last: int) -> int:
-        """Write the journal row of the batch ``first..last`` (plan seqs) and mark its keys
-        pending, in one transaction. Set-based over the plan table: per-record Python here
-        would serialise the whole push behind the calling thread."""
-        plan, t, now = self.plan, self.plan.table, utcnow()
-        batch = f"FROM {t} WHERE class = 'send' AND seq BETWEEN {first:d} AND {last:d}"
+    def journal(self, batch: SendBatch) -> int:
+        """Write the journal row of ``batch`` and mark its keys pending, in one transaction
+        committed before the batch is sent."""
+        plan, conn, now = self.plan, self.conn, utcnow()
+        span = (batch.first, batch.last)
         with self.db.atomic():
-            journal_id = self.db.execute(
+            journal_id = conn.execute(
                 "INSERT INTO sync_journal (run_id, sync, ops, changes, size, state, created_at) "
-                "SELECT ?, ?, (SELECT group_concat(op, '+') FROM (SELECT DISTINCT op "
-                f"{batch} ORDER BY op)), json_group_array(json_array(op, key)), count(*), "
-                f"'sent', ? {batch}",
-                [self.run_id, plan.sync, now],
+                "VALUES (?, ?, ?, ?, ?, 'sent', ?)",
+                (self.run_id, plan.sync, batch.ops, batch.journal, len(batch), now),
             ).lastrowid
-            # Attempts count consecutive tries of the same change; a new op or payload restarts.
-            self.db.execute(
-                "INSERT INTO sync_outcomes (sync, key, op, status, payload_hash, config_hash, "
-                f"attempts, run_id, updated_at) SELECT ?, key, op, 'pending', payload_hash, ?, "
-                f"1, ?, ? {batch} "
-                "ON CONFLICT (sync, key) DO UPDATE SET status = 'pending', "
-                "attempts = CASE WHEN sync_outcomes.op = excluded.op "
-                "AND sync_outcomes.payload_hash IS excluded.payload_hash "
-                "THEN sync_outcomes.attempts + 1 ELSE 1 END, "
-                "op = excluded.op, payload_hash = excluded.payload_hash, "
-                "config_hash = excluded.config_hash, run_id = excluded.run_id, "
-                "updated_at = excluded.updated_at",
-                [plan.sync, plan.config_hash, self.run_id, now],
-            )
+            conn.execute(self.mark_pending, (plan.sync, plan.config_hash, self.run_id,
+                                             _pending_reason(journal_id), now, *span))
         assert journal_id is not None
         return journal_id
 
-    def outcomes(self, journal_id: int, batch: list[PlannedChange], sent: _Sent) -> None:
-        """Apply a batch's outcomes: move the baseline for ``ok``, keep the rest in
-        ``sync_outcomes``, and log every record.
+    def outcomes(self, answered: list[tuple[int, SendBatch, _Sent]]) -> None:
+        """Record the outcomes of the batches answered since the last call, in one
+        transaction: move the baseline for what was confirmed, keep the rest in
+        ``sync_outcomes``, log every record and close each batch's journal row.
 
-        Each table is written by one set-based statement over the plan table's seq range.
-        Only the unconfirmed keys are listed one by one (one ``executemany`` into a scratch
-        table), and a batch confirmed in full, the usual case, skips the scratch table.
+        One statement per table covers every fully confirmed batch (``executemany`` over their
+        seq ranges); a batch with unconfirmed keys lists just those keys, one row each.
         """
-        plan, result, now = self.plan, self.result, utcnow()
-        t, first, last = plan.table, batch[0].seq, batch[-1].seq
-        unconfirmed = []
-        counts = {"add": 0, "update": 0, "remove": 0}
-        for planned in batch:
-            change = planned.change
-            outcome = sent.outcomes.get(change.key)
-            if outcome is None:
-                unconfirmed.append((change.key, "failed",
-                                    sent.error or "the destination returned no outcome"))
-            elif outcome.status != "ok":
-                status = "rejected" if outcome.status == "rejected" else "failed"
-                unconfirmed.append((change.key, status, outcome.reason))
-            else:
-                counts[change.op] += 1
-        in_batch = f"{t}.class = 'send' AND {t}.seq BETWEEN {first:d} AND {last:d}"
-        confirmed = in_batch
-        if unconfirmed:
-            confirmed += f" AND {t}.key NOT IN (SELECT key FROM {t}_unconfirmed)"
-        db = self.db
-        with db.atomic():
-            if unconfirmed:
-                db.execute(f"DELETE FROM {t}_unconfirmed")
-                db.conn.executemany(f"INSERT INTO {t}_unconfirmed VALUES (?, ?, ?)", unconfirmed)
-                db.execute(
-                    f"UPDATE sync_outcomes SET status = u.status, reason = u.reason, "
-                    f"updated_at = ? FROM {t}_unconfirmed u WHERE sync_outcomes.sync = ? "
-                    "AND sync_outcomes.key = u.key",
-                    [now, plan.sync],
-                )
-            if counts["add"] or counts["update"]:
-                db.execute(
-                    "INSERT INTO sync_state (sync, key, config_hash, person_id, payload_hash, "
-                    f"payload, acked_run, acked_at) SELECT ?, key, ?, person_id, payload_hash, "
-                    f"payload, ?, ? FROM {t} WHERE {confirmed} AND op <> 'remove' "
-                    "ON CONFLICT (sync, key) DO UPDATE SET config_hash = excluded.config_hash, "
-                    "person_id = excluded.person_id, payload_hash = excluded.payload_hash, "
-                    "payload = excluded.payload, acked_run = excluded.acked_run, "
-                    "acked_at = excluded.acked_at",
-                    [plan.sync, plan.config_hash, self.run_id, now],
-                )
-            if counts["remove"]:
-                db.execute(
-                    f"DELETE FROM sync_state WHERE sync = ? AND key IN "
-                    f"(SELECT key FROM {t} WHERE {confirmed} AND op = 'remove')",
-                    [plan.sync],
-                )
-            db.execute(
-                f"DELETE FROM sync_outcomes WHERE sync = ? AND key IN "
-                f"(SELECT key FROM {t} WHERE {confirmed})",
-                [plan.sync],
-            )
-            # A confirmed change is logged with why it was planned (why a member was removed,
-            # that it is a retry); anything else with the destination's reason.
-            if unconfirmed:
-                db.execute(
-                    "INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
-                    f"SELECT ?, ?, {t}.key, op, COALESCE(u.status, 'ok'), "
-                    f"CASE WHEN u.key IS NULL THEN {t}.reason ELSE u.reason END, ? "
-                    f"FROM {t} LEFT JOIN {t}_unconfirmed u ON u.key = {t}.key "
-                    f"WHERE {in_batch}",
-                    [self.run_id, plan.sync, now],
-                )
-            else:
-                db.execute(
-                    "INSERT INTO sync_log (run_id, sync, key, op, outcome, reason, at) "
-                    f"SELECT ?, ?, key, op, 'ok', reason, ? FROM {t} WHERE {in_batch}",
-                    [self.run_id, plan.sync, now],
-                )
-            db.execute(
+        plan, conn, result, now = self.plan, self.conn, self.result, utcnow()
+        sync, cfg, run = plan.sync, plan.config_hash, self.run_id
+        whole = [(batch, sent) for _id, batch, sent in answered if not sent.unconfirmed]
+        with self.db.atomic():
+            for _id, batch, sent in answered:
+                if not sent.unconfirmed:
+                    continue
+                conn.executemany(self.mark_unconfirmed, [
+                    (status, reason, now, sync, key) for key, status, reason in sent.unconfirmed
+                ])
+                span = (batch.first, batch.last)
+                if sent.confirmed["add"] or sent.confirmed["update"]:
+                    conn.execute(self.acknowledge_confirmed, (sync, cfg, run, now, sync, *span))
+                if sent.confirmed["remove"]:
+                    conn.execute(self.unlist_confirmed, (sync, sync, *span))
+                conn.execute(self.log_each, (run, sync, now, sync, *span))
+            upserts = [(sync, cfg, run, now, b.first, b.last) for b, s in whole
+                       if s.confirmed["add"] or s.confirmed["update"]]
+            if upserts:
+                conn.executemany(self.acknowledge, upserts)
+            removals = [(sync, b.first, b.last) for b, s in whole if s.confirmed["remove"]]
+            if removals:
+                conn.executemany(self.unlist, removals)
+            if whole:
+                conn.executemany(self.log_ok, [(run, sync, now, b.first, b.last)
+                                               for b, _s in whole])
+            conn.executemany(self.settle, [(sync, b.low, b.high, _pending_reason(journal_id))
+                                           for journal_id, b, _s in answered])
+            conn.executemany(
                 "UPDATE sync_journal SET state = ?, calls = ?, error = ?, finished_at = ? "
                 "WHERE id = ?",
-                ["failed" if sent.error else "done", sent.calls, sent.error, now, journal_id],
+                [("failed" if s.error else "done", s.calls, s.error, now, journal_id)
+                 for journal_id, _b, s in answered],
             )
-        result.added += counts["add"]
-        result.updated += counts["update"]
-        result.removed += counts["remove"]
-        result.rejected += sum(1 for _key, status, _reason in unconfirmed if status == "rejected")
-        result.failed += sum(1 for _key, status, _reason in unconfirmed if status == "failed")
+        for _id, _batch, sent in answered:
+            result.write_calls += sent.calls
+            result.added += sent.confirmed["add"]
+            result.updated += sent.confirmed["update"]
+            result.removed += sent.confirmed["remove"]
+            for _key, status, _reason in sent.unconfirmed:
+                if status == "rejected":
+                    result.rejected += 1
+                else:
+                    result.failed += 1
 
     def not_sent(self, after_seq: int, error: str) -> None:
         """Log the changes a failed destination never received; the baseline and outcomes are
@@ -413,25 +467,39 @@ def _deliver(
     recorder.record_target(target.remote_id)
 
     cap = max(1, caps.max_concurrency)
-    batches = plan.batches(max(1, caps.max_batch))
-    upcoming = next(batches, None)
-    in_flight: dict[Future[_Sent], tuple[int, list[PlannedChange]]] = {}
+    batches = plan.send_batches(max(1, caps.max_batch))
+    # Batches read ahead of need, so a worker that answers is handed its next batch after
+    # only the journal write; at most ``cap`` wait, the most that could be sent at once.
+    ready: deque[SendBatch] = deque()
+    exhausted = False
+    in_flight: dict[Future[_Sent], tuple[int, SendBatch]] = {}
     last_seq = done = 0
 
+    def read_ahead() -> bool:
+        nonlocal exhausted
+        batch = None if exhausted else next(batches, None)
+        if batch is None:
+            exhausted = True
+            return False
+        ready.append(batch)
+        return True
+
     def top_up() -> None:
-        # Journal each batch before it leaves; build the next one while calls are in flight.
-        nonlocal upcoming, last_seq
-        while result.error is None and upcoming is not None and len(in_flight) < cap:
-            batch, upcoming = upcoming, None
-            last_seq = batch[-1].seq
-            journal_id = recorder.journal(batch[0].seq, last_seq)
-            future = pool.submit(_send, destination, target, [p.change for p in batch], policy)
+        # Journal each batch before it leaves.
+        nonlocal last_seq
+        while result.error is None and len(in_flight) < cap and (ready or read_ahead()):
+            batch = ready.popleft()
+            last_seq = batch.last
+            journal_id = recorder.journal(batch)
+            future = pool.submit(_send, destination, target, batch, policy)
             in_flight[future] = (journal_id, batch)
-            upcoming = next(batches, None)
 
     with ThreadPoolExecutor(max_workers=cap, thread_name_prefix=f"segsync-{plan.sync}") as pool:
         top_up()
         while in_flight:
+            # While every worker is busy, read the next batches rather than wait idle.
+            while len(ready) < cap and not any(f.done() for f in in_flight) and read_ahead():
+                pass
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             answered = []
             for future in finished:
@@ -444,11 +512,10 @@ def _deliver(
                 answered.append((journal_id, batch, sent))
             # Refill before recording, so the destination is not kept waiting on the store.
             top_up()
-            for journal_id, batch, sent in answered:
-                result.write_calls += sent.calls
-                recorder.outcomes(journal_id, batch, sent)
-                done += len(batch)
-                if progress is not None:
+            recorder.outcomes(answered)
+            if progress is not None:
+                for _id, batch, _sent in answered:
+                    done += len(batch)
                     progress(done, plan.to_send)
     if result.error is not None:
         recorder.not_sent(last_seq, result.error)

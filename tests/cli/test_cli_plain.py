@@ -167,3 +167,24 @@ def test_log_still_answers_for_a_sync_removed_from_the_config_after_it_ran(demo,
     result = cli("log", "--sync", "vip_list", "--json")
     assert result.code == 0, result.stderr
     assert {r["sync"] for r in json.loads(result.stdout)} == {"vip_list"}
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_tables_never_cut_a_name_or_a_number_on_a_narrow_terminal(demo, cli, monkeypatch,
+                                                                  width):
+    from segsync.core.cli import output
+
+    monkeypatch.setattr(output.out, "width", width)
+    result = cli("run")
+    assert result.code == 0, result.stderr
+    assert "…" not in result.stdout
+    # (the REJECTED line stays one line on purpose: it ends on a command to copy)
+    assert max(len(line) for line in result.stdout.splitlines()
+               if not line.startswith("REJECTED:")) <= width
+    consent = json.loads(cli("plan", "--json").stdout)["syncs"]
+    fading = next(s["consent"] for s in consent if s["sync"] == "fading_sms")
+    if width < 120:  # the consent table does not fit: one line per sync instead
+        assert (f"fading_sms: eligible {fading['eligible']}, not opted in "
+                f"{fading['not_opted_in']}, unsubscribed/suppressed") in result.stdout
+    else:
+        assert "┃ sync                 ┃ eligible ┃ not opted in ┃" in result.stdout

@@ -109,6 +109,11 @@ def test_a_repull_does_not_bring_an_erased_person_back(demo, cli):
     assert report["suppressed"]["record"] >= 2  # a Shopify customer, a Shopify guest key
     assert report["records_dropped"] >= 3
     assert "suppressed: 1 emails" in cli("forget", "--list").stdout
+    # The report's data-quality section counts the same records, and names no identifier.
+    assert cli("report", "--out", demo / "report.html").code == 0
+    page = (demo / "report.html").read_text(encoding="utf-8")
+    assert f'data-erased-dropped="{report["records_dropped"]}"' in page
+    assert email not in page.lower()
 
 
 def test_the_list_holds_no_identifier(demo, cli):

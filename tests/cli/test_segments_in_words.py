@@ -52,7 +52,11 @@ def test_why_says_whether_the_consent_gate_holds_a_member_out_of_each_sync(demo,
     assert held["member"] is True
     assert held["conditions"][0]["held"] is True and held["conditions"][0]["value"] is True
     assert held["syncs"] == {"fading_sms": {
-        "sent": False, "reason": "consent NOT_SUBSCRIBED not allowed by policy subscribed"}}
+        "sent": False, "consent": "not_opted_in",
+        "reason": "consent NOT_SUBSCRIBED not allowed by policy subscribed"}}
+    human = cli("segments", "why", "fading_regulars", "uma.iwasaki@example.net").stdout
+    assert ("sync fading_sms: not sent: not opted in (consent NOT_SUBSCRIBED not allowed by "
+            "policy subscribed)") in human
     # found by phone too, in another segment whose sync sends them
     sent = cli("segments", "why", "mystery_readers", "+1 503 555 0162")
     assert sent.code == 0

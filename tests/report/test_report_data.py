@@ -121,7 +121,14 @@ def test_sync_health_is_each_runs_summary_and_the_latest_plans_holds(data, cli):
             first["added"], first["removed"])
         assert health["gate"] == last[name]["invalid_reasons"]
         assert health["held"] == last[name]["held"]
+        # In the words run and plan print, every member in one category.
+        assert list(health["consent"]) == ["eligible", "not opted in",
+                                           "unsubscribed/suppressed", "no valid email/phone",
+                                           "duplicate address"]
+        assert sorted(health["consent"].values()) == sorted(last[name]["consent"].values())
+        assert health["consent"]["eligible"] == last[name]["consent"]["eligible"]
     assert any(h["gate"] for h in data["syncs"].values())
+    assert any(h["consent"]["not opted in"] for h in data["syncs"].values())
 
 
 def test_data_quality_is_status_per_source_with_reasons_and_merges(data, cli, store):
@@ -131,9 +138,23 @@ def test_data_quality_is_status_per_source_with_reasons_and_merges(data, cli, st
     assert data["status"]["people"] == status["people"]
     for name, s in data["quality"]["sources"].items():
         src = status["sources"][name]
-        assert s == {"imported": src["customers"] + src["orders"], "rejected": src["rejected"]}
+        assert s == {"imported": src["customers"] + src["orders"], "rejected": src["rejected"],
+                     "erased_dropped": 0}
     top = data["quality"]["top_reasons"][0]
     assert top["rows"] == sum(s["rejected"] for s in status["sources"].values())
     assert top["reason"].startswith("no customer: column 'Customer ID' blank")
     assert data["quality"]["merged"] == db.execute(
         "SELECT count(*) FROM person_merges").fetchone()[0]
+
+
+@pytest.mark.parametrize("browser", [True, False])
+def test_open_hands_the_written_page_to_the_browser_or_says_there_is_none(
+        demo_store, cli, monkeypatch, tmp_path, browser):
+    monkeypatch.chdir(demo_store)
+    opened = []
+    monkeypatch.setattr("webbrowser.open", lambda uri: opened.append(uri) or browser)
+    page = tmp_path / "page.html"
+    result = cli("report", "--out", page, "--as-of", "2026-11-08", "--open")
+    assert result.code == 0, result.stderr
+    assert opened == [page.resolve().as_uri()] and page.stat().st_size > 0
+    assert ("no browser found" in result.stderr) is not browser
