@@ -2,7 +2,8 @@
 
 In: ``people``, ``orders``, ``order_lines`` (written by :mod:`segsync.core.ingest`) and the
 ``[scoring]`` settings. Out: ``person_features``, rebuilt whole and swapped in atomically, and
-``person_predictions``.
+``person_predictions`` (with ``prediction_inputs``, each buyer's model inputs that do not move
+with the as-of, kept for incremental runs).
 
 * :mod:`.attributes` is the catalog: every attribute a segment can name, its type and column;
 * :mod:`.features` computes the per-person aggregates in set-based SQL passes (orders, spend net
