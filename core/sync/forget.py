@@ -146,7 +146,9 @@ def _erase(db: Database, value: str, result: Forgotten) -> None:
     for table, column in (("people", "id"), ("identity_links", "person_id"),
                           ("segment_members", "person_id")):
         db.execute(f"DELETE FROM {table} WHERE {column} IN ({people})")
-    for table in ("person_features", "person_predictions"):
+    # Everything measured about them: features, predictions, their inputs, expiry dates.
+    for table in ("person_features", "person_predictions", "prediction_inputs",
+                  "person_expiry", "changed_features"):
         if db[table].exists():
             db.execute(f"DELETE FROM {table} WHERE person_id IN ({people})")
     for text in {*keys, *(v.strip() for v in raw_values if v.strip())}:

@@ -187,3 +187,26 @@ def test_the_log_keeps_a_keyed_stand_in_not_a_plain_hash(demo, cli):
     db.close()
     plain = "forgotten:" + hashlib.sha256(email.encode()).hexdigest()[:16]
     assert stand_ins and plain not in stand_ins
+
+
+def test_no_table_keeps_a_row_of_the_erased_person(demo, cli):
+    """Every table with a ``person_id`` column, present and future: only the id's mark in
+    ``dirty_people`` (so the next run drops them from segments and targets) may stay."""
+    assert cli("run").code == 0
+    email = _shopify_customer(demo)
+    db = open_store(demo / "segsync.db")
+    [(person_id,)] = db.execute("SELECT person_id FROM identity_links WHERE value = ?",
+                                [email]).fetchall()
+    tables = [t for t in db.table_names()
+              if "person_id" in {c.name for c in db[t].columns}]
+    assert {"prediction_inputs", "person_expiry", "person_features"} <= set(tables)
+    assert db.execute("SELECT count(*) FROM prediction_inputs WHERE person_id = ?",
+                      [person_id]).fetchone()[0] == 1
+    db.close()
+
+    assert cli("forget", email).code == 0
+    db = open_store(demo / "segsync.db")
+    left = {t: n for t in tables if t != "dirty_people" and (n := db.execute(
+        f"SELECT count(*) FROM [{t}] WHERE person_id = ?", [person_id]).fetchone()[0])}
+    db.close()
+    assert left == {}
