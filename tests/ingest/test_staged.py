@@ -151,7 +151,7 @@ def test_the_fixed_key_writer_writes_what_the_encoder_writes(row):
 
 
 def test_a_staged_pull_leaves_the_connection_as_it_found_it(tmp_path):
-    # The bulk settings (a 256 MB page cache, no cyclic GC) last only as long as the step.
+    # The bulk settings (a bigger page cache, no cyclic GC) last only as long as the step.
     import gc
 
     csv_path = tmp_path / "orders.csv"
