@@ -5,7 +5,8 @@ random; SQLite's default 2 MB cache turns that into re-reads of the same pages (
 resolution took 22 s, 12 s with 256 MB; :data:`_MEGABYTES` says what it gets now). Loading a
 staged file allocates millions of small objects that live to its end (per-column memos,
 batches): the cyclic collector's passes over them made a 500k-row load take 15 s instead of
-8.6 s, and the step creates no cycles to collect. Both are restored after the step.
+8.6 s, and the step creates no cycles to collect. Both are restored after the step. A push
+(:mod:`segsync.core.sync.push`) pauses the collector too: its pauses stall the workers.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from sqlite_utils import Database
 
 from ..connector import Change, Destination, Outcome, Target
 from ..errors import FatalError, RetriableError
+from ..ingest.bulk import paused_gc
 from ..retry import RetryPolicy
 from ..store import utcnow
 from .plan import Plan, SendBatch
@@ -437,7 +438,10 @@ def push(
     if plan.previous_target is not None:
         recorder.release()
     if plan.to_send:
-        _deliver(recorder, plan, destination, policy, progress)
+        # The calling thread and the workers share one GIL; a cyclic collection pausing it
+        # (≈ 27 ms on a 50,000-change push) stalls every worker's next batch.
+        with paused_gc():
+            _deliver(recorder, plan, destination, policy, progress)
     recorder.finish()
     # Held first: only an operator can clear it, while failures retry on their own next run.
     if plan.held:
