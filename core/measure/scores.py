@@ -270,8 +270,8 @@ def build_features(db: Database, as_of: dt.date, scoring: ScoringSettings,
     # The scores read the features by name from pf, with what the passes counted for them.
     inner = [f"{expression} AS {name}" for name, _, expression in computed]
     inner += ["p.attributes AS attributes", *(f"o.{name} AS {name}" for name in counts),
-              "g.order_gaps AS order_gaps", "li.top_category AS top_category",
-              "li.top_category_share AS top_category_share"]
+              "g.order_gaps AS order_gaps", "t.top_category AS top_category",
+              "t.top_category_share AS top_category_share"]
     columns = [(name, sql_type, f"pf.{name}") for name, sql_type, _ in computed]
     columns += [("attributes", "TEXT", "pf.attributes")]
     columns += [(name, features.column_type(name), scores[name]) for name in SCORE_COLUMNS]
@@ -287,6 +287,7 @@ def build_features(db: Database, as_of: dt.date, scoring: ScoringSettings,
             SELECT {", ".join(inner)}
             FROM {source}
             {features.FEATURE_JOINS}
+            {features.TOP_CATEGORY_JOIN}
         ) AS pf
         LEFT JOIN temp._sc_ranks AS r ON r.person_id = pf.person_id
         {"LEFT JOIN person_predictions AS pp ON pp.person_id = pf.person_id" if joined else ""}

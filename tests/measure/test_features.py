@@ -15,7 +15,7 @@ import pytest
 from sqlite_utils import Database
 
 from segsync.core.measure.attributes import ATTRIBUTES
-from segsync.core.measure.features import _LINES, compute_features
+from segsync.core.measure.features import _ALL_ORDERS, _LINES, compute_features
 from segsync.core.store import open_store
 
 AS_OF = dt.date(2025, 6, 30)
@@ -362,10 +362,12 @@ def test_rebuild_replaces_the_table_and_keeps_views_over_it(db: Database) -> Non
     assert not [t for t in db.execute("SELECT name FROM temp.sqlite_master").fetchall()]
 
 
-def test_lines_are_read_in_table_order_with_orders_found_by_primary_key() -> None:
+def test_orders_are_read_in_table_order_with_lines_found_by_primary_key() -> None:
     db = open_store(":memory:")
     params = {"as_of": AS_OF.isoformat()}
     db.execute("CREATE TEMP TABLE _pf_lines (person_id INTEGER PRIMARY KEY, a, b, c, d)")
-    plan = [r[3] for r in db.execute("EXPLAIN QUERY PLAN " + _LINES, params)]
-    assert plan[0] == "SCAN l"
-    assert plan[1].startswith("SEARCH o USING INDEX sqlite_autoindex_orders_1 (source=? AND key=?)")
+    sql = _LINES.format(orders=_ALL_ORDERS)
+    plan = [r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    assert plan[0] == "SCAN o"
+    assert plan[1].startswith(
+        "SEARCH l USING INDEX sqlite_autoindex_order_lines_1 (source=? AND order_key=?)")
