@@ -48,13 +48,14 @@ hand-written aggregate pass, under 500 MB. Walking ``orders_person`` and each or
 reads both tables in random order; scanning them in table order and letting SQLite's external
 sorter group by person measured about 5× faster at 1M people, so every pass below scans
 (``NOT INDEXED`` and ``CROSS JOIN`` pin those plans): one GROUP BY over the orders with
-conditional aggregates for the windows, one window-function pass for the gaps, one GROUP BY
-over the lines joined to their orders by primary key. Lists are gathered raw in those passes
-and sorted per person in the final INSERT, a small sort over the row's own JSON; one global
-sort of every (person, value) pair instead measured twice as slow. The temp tables are keyed by
-``person_id`` so the final INSERT joins them to ``people`` by rowid in one ordered pass.
+conditional aggregates for the windows and each person's order dates (the gaps between them
+are sorted per person in Python, a few dates each), one GROUP BY over the lines joined to
+their orders by primary key. Lists are gathered raw in those passes and sorted per person in
+the final INSERT, a small sort over the row's own JSON; one global sort of every (person,
+value) pair instead measured twice as slow. The temp tables are keyed by ``person_id`` so
+the final INSERT joins them to ``people`` by rowid in one ordered pass.
 
-With the scores, the orders pass also counts the orders the scores read, the gaps pass counts
+With the scores, the orders pass also counts the orders the scores read, the gaps step counts
 the gaps (one less than the distinct order dates), and a second lines pass sums the amounts by
 person and category (the category with the largest amount is a score). It carries only the
 key and the amount through its sort: grouping the lists by (person, category) as well made
@@ -66,6 +67,8 @@ INSERT writes features and scores together.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 from typing import Any
 
 from sqlite_utils import Database
@@ -122,39 +125,38 @@ SELECT o.person_id,
     min(o.order_date) FILTER (WHERE {_IS_ORDER}),
     max(o.order_date) FILTER (WHERE {_IS_ORDER}),
     {_window_aggregates()},
-    json_group_array(o.location) FILTER (WHERE {_IS_ORDER}){{counts}}
+    json_group_array(o.location) FILTER (WHERE {_IS_ORDER}),
+    json_group_array(o.order_date) FILTER (WHERE {_IS_ORDER}){{counts}}
 FROM {{orders}}
 WHERE {_VALID}
 GROUP BY o.person_id
 """
 
-# Gaps between consecutive order rows in date order; same-day rows give 0 and are dropped,
-# which yields exactly the gaps between distinct dates without a DISTINCT pass (measured twice
-# as slow). The middle gap is then the row numbered n/2 + 1 in gap order (averaged with the one
-# before it when n is even), which picks one row per person and so needs no GROUP BY. The ROWS
-# frames spare SQLite the peer comparisons of the default RANGE frame.
-_GAPS = f"""
+# The gaps between a person's distinct order dates, from the dates the orders pass gathered:
+# a few dates per person, sorted in Python (see _order_gaps), where a window pass sorted every
+# order twice over (by date, then by gap) and took longer than the orders pass itself.
+_GAPS = """
 INSERT INTO temp._pf_gaps
-WITH d AS (
-    SELECT o.person_id, julianday(o.order_date) AS day
-    FROM {{orders}}
-    WHERE {_VALID} AND {_IS_ORDER}
-), g AS (
-    SELECT person_id,
-        day - lag(day) OVER (PARTITION BY person_id ORDER BY day ROWS UNBOUNDED PRECEDING) AS gap
-    FROM d
-), r AS (
-    SELECT person_id, gap, lag(gap) OVER w AS previous, row_number() OVER w AS rn,
-        count(*) OVER w AS n
-    FROM g
-    WHERE gap > 0
-    WINDOW w AS (PARTITION BY person_id ORDER BY gap
-                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-)
-SELECT person_id, CASE WHEN n % 2 = 1 THEN gap ELSE (gap + previous) / 2 END, n
-FROM r
-WHERE rn = n / 2 + 1
+SELECT person_id, segsync_median_gap(order_dates), segsync_gap_count(order_dates)
+FROM temp._pf_orders
+WHERE number_of_orders > 1 AND segsync_gap_count(order_dates) > 0
 """
+
+
+# Kept for the one row whose columns call it twice or thrice in a row.
+@functools.lru_cache(maxsize=1)
+def _order_gaps(dates: str) -> tuple[float | None, int]:
+    """The median gap in days between consecutive distinct dates of a JSON array of
+    ``YYYY-MM-DD`` order dates, and the number of those gaps: several orders on one day are
+    one date, and an even number of gaps gives the mean of the two middle ones."""
+    days = sorted({dt.date.fromisoformat(day).toordinal() for day in json.loads(dates)})
+    gaps = sorted(later - earlier for earlier, later in zip(days, days[1:], strict=False))
+    n = len(gaps)
+    if n == 0:
+        return None, 0
+    middle = gaps[n // 2] if n % 2 else (gaps[n // 2 - 1] + gaps[n // 2]) / 2
+    return float(middle), n
+
 
 # The lines of each person's orders as raw JSON arrays, duplicates and NULLs included.
 # CROSS JOIN keeps the orders as the outer loop (in table order, or a subset's by index), each
@@ -209,7 +211,7 @@ _TEMP_TABLES = {
     + ", ".join(f"orders_last_{n}d INTEGER" for n in WINDOW_DAYS)
     + ", "
     + ", ".join(f"spent_last_{n}d REAL" for n in WINDOW_DAYS)
-    + ", locations TEXT",
+    + ", locations TEXT, order_dates TEXT",
     "_pf_gaps": "person_id INTEGER PRIMARY KEY, median_order_gap_days REAL, order_gaps INTEGER",
     "_pf_lines": "person_id INTEGER PRIMARY KEY, product_categories TEXT, product_vendors TEXT,"
     " product_skus TEXT, product_tags TEXT",
@@ -349,7 +351,11 @@ def gather(db: Database, as_of: dt.date, *, people: str | None = None,
                           + "".join(f", {name} INTEGER" for name in counts)})
     db.execute(_ORDERS.format(orders=orders, counts="".join(
         f",\n    {aggregate}" for aggregate in (counts or {}).values())), params)
-    db.execute(_GAPS.format(orders=orders), params)
+    db.conn.create_function("segsync_median_gap", 1, lambda dates: _order_gaps(dates)[0],
+                            deterministic=True)
+    db.conn.create_function("segsync_gap_count", 1, lambda dates: _order_gaps(dates)[1],
+                            deterministic=True)
+    db.execute(_GAPS)
     db.execute(_LINES.format(orders=orders), params)
     if counts is not None:
         db.execute(_CATEGORY_AMOUNTS.format(orders=orders), params)
