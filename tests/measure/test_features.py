@@ -371,3 +371,15 @@ def test_orders_are_read_in_table_order_with_lines_found_by_primary_key() -> Non
     assert plan[0] == "SCAN o"
     assert plan[1].startswith(
         "SEARCH l USING INDEX sqlite_autoindex_order_lines_1 (source=? AND order_key=?)")
+
+
+@pytest.mark.parametrize("secure", [0, 1])
+def test_a_build_leaves_the_stores_secure_delete_as_it_was(secure: int) -> None:
+    # The build drops its temp tables without zeroing them; the store's own setting (which
+    # erasure relies on, and Debian's SQLite turns on by default) must not move.
+    db = _store()
+    db.execute(f"PRAGMA main.secure_delete = {secure}")
+    db.execute(f"PRAGMA temp.secure_delete = {secure}")
+    compute_features(db, AS_OF)
+    assert db.execute("PRAGMA main.secure_delete").fetchone()[0] == secure
+    assert db.execute("PRAGMA temp.secure_delete").fetchone()[0] == secure
