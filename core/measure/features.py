@@ -48,23 +48,27 @@ hand-written aggregate pass, under 500 MB. Walking ``orders_person`` and each or
 reads both tables in random order; scanning them in table order and letting SQLite's external
 sorter group by person measured about 5× faster at 1M people, so every pass below scans
 (``NOT INDEXED`` and ``CROSS JOIN`` pin those plans): one GROUP BY over the orders with
-conditional aggregates for the windows, one window-function pass for the gaps, one GROUP BY
-over the lines joined to their orders by primary key. Lists are gathered raw in those passes
-and sorted per person in the final INSERT, a small sort over the row's own JSON; one global
-sort of every (person, value) pair instead measured twice as slow. The temp tables are keyed by
-``person_id`` so the final INSERT joins them to ``people`` by rowid in one ordered pass.
+conditional aggregates for the windows and each person's order dates (the gaps between them
+are sorted per person in Python, a few dates each), one GROUP BY over the lines joined to
+their orders by primary key. Lists are gathered raw in those passes and sorted per person in
+the final INSERT, a small sort over the row's own JSON; one global sort of every (person,
+value) pair instead measured twice as slow. The temp tables are keyed by ``person_id`` so
+the final INSERT joins them to ``people`` by rowid in one ordered pass.
 
-With the scores, the orders pass also counts the orders the scores read, the gaps pass counts
-the gaps (one less than the distinct order dates), and the lines pass groups by person and
-category (the category with the largest line amount is a score): it reads the orders in table
-order and each order's lines by primary key, the order in which the amounts were always summed,
-so the float sums stay the same to the last bit. The ranks are one window pass over the
-buyers, then the final INSERT writes features and scores together.
+With the scores, the orders pass also counts the orders the scores read, the gaps step counts
+the gaps (one less than the distinct order dates), and a second lines pass sums the amounts by
+person and category (the category with the largest amount is a score). It carries only the
+key and the amount through its sort: grouping the lists by (person, category) as well made
+ten times as many groups, each with four arrays to build and concatenate again, and measured
+1.4× as slow as the two passes. The ranks are one window pass over the buyers, then the final
+INSERT writes features and scores together.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 from typing import Any
 
 from sqlite_utils import Database
@@ -121,87 +125,81 @@ SELECT o.person_id,
     min(o.order_date) FILTER (WHERE {_IS_ORDER}),
     max(o.order_date) FILTER (WHERE {_IS_ORDER}),
     {_window_aggregates()},
-    json_group_array(o.location) FILTER (WHERE {_IS_ORDER}){{counts}}
+    json_group_array(o.location) FILTER (WHERE {_IS_ORDER}),
+    json_group_array(o.order_date) FILTER (WHERE {_IS_ORDER}){{counts}}
 FROM {{orders}}
 WHERE {_VALID}
 GROUP BY o.person_id
 """
 
-# Gaps between consecutive order rows in date order; same-day rows give 0 and are dropped,
-# which yields exactly the gaps between distinct dates without a DISTINCT pass (measured twice
-# as slow). The middle gap is then the row numbered n/2 + 1 in gap order (averaged with the one
-# before it when n is even), which picks one row per person and so needs no GROUP BY. The ROWS
-# frames spare SQLite the peer comparisons of the default RANGE frame.
-_GAPS = f"""
+# The gaps between a person's distinct order dates, from the dates the orders pass gathered:
+# a few dates per person, sorted in Python (see _order_gaps), where a window pass sorted every
+# order twice over (by date, then by gap) and took longer than the orders pass itself.
+_GAPS = """
 INSERT INTO temp._pf_gaps
-WITH d AS (
-    SELECT o.person_id, julianday(o.order_date) AS day
-    FROM {{orders}}
-    WHERE {_VALID} AND {_IS_ORDER}
-), g AS (
-    SELECT person_id,
-        day - lag(day) OVER (PARTITION BY person_id ORDER BY day ROWS UNBOUNDED PRECEDING) AS gap
-    FROM d
-), r AS (
-    SELECT person_id, gap, lag(gap) OVER w AS previous, row_number() OVER w AS rn,
-        count(*) OVER w AS n
-    FROM g
-    WHERE gap > 0
-    WINDOW w AS (PARTITION BY person_id ORDER BY gap
-                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-)
-SELECT person_id, CASE WHEN n % 2 = 1 THEN gap ELSE (gap + previous) / 2 END, n
-FROM r
-WHERE rn = n / 2 + 1
+SELECT person_id, segsync_median_gap(order_dates), segsync_gap_count(order_dates)
+FROM temp._pf_orders
+WHERE number_of_orders > 1 AND segsync_gap_count(order_dates) > 0
 """
 
+
+# Kept for the one row whose columns call it twice or thrice in a row.
+@functools.lru_cache(maxsize=1)
+def _order_gaps(dates: str) -> tuple[float | None, int]:
+    """The median gap in days between consecutive distinct dates of a JSON array of
+    ``YYYY-MM-DD`` order dates, and the number of those gaps: several orders on one day are
+    one date, and an even number of gaps gives the mean of the two middle ones."""
+    days = sorted({dt.date.fromisoformat(day).toordinal() for day in json.loads(dates)})
+    gaps = sorted(later - earlier for earlier, later in zip(days, days[1:], strict=False))
+    n = len(gaps)
+    if n == 0:
+        return None, 0
+    middle = gaps[n // 2] if n % 2 else (gaps[n // 2 - 1] + gaps[n // 2]) / 2
+    return float(middle), n
+
+
 # The lines of each person's orders as raw JSON arrays, duplicates and NULLs included.
-# CROSS JOIN keeps lines as the outer loop: lines in table order, each order found by its
-# primary key. product_tags gathers each line's tag array as a string, unnested when sorted;
-# skipping the many untagged lines here spares the sort a JSON parse for each.
+# CROSS JOIN keeps the orders as the outer loop (in table order, or a subset's by index), each
+# order's lines found by primary key. product_tags gathers each line's tag array as a string,
+# unnested when sorted; skipping the many untagged lines here spares the sort a JSON parse for
+# each.
 _LINES = f"""
 INSERT INTO temp._pf_lines
 SELECT o.person_id, json_group_array(l.category), json_group_array(l.vendor),
     json_group_array(l.sku), json_group_array(l.product_tags) FILTER (WHERE l.product_tags <> '[]')
-FROM order_lines AS l
-CROSS JOIN orders AS o ON o.source = l.source AND o.key = l.order_key
+FROM {{orders}}
+CROSS JOIN order_lines AS l ON l.source = o.source AND l.order_key = o.key
 WHERE {_VALID} AND {_IS_ORDER}
 GROUP BY o.person_id
 """
 
-# With the scores: the same lines grouped by person and category (compared case-insensitively;
-# uncategorised lines form the group '' that counts in the whole but never wins), each group's
-# amount and its raw lists. Orders in table order, each order's lines by primary key: the order
-# in which the category amounts have always been summed.
-_LINE_GROUPS = f"""
+# With the scores: the lines' amounts grouped by person and category (compared
+# case-insensitively; uncategorised lines form the group '' that counts in the whole but never
+# wins). Only the key and the amount travel through the sort: the lists come from the lines
+# pass grouped by person alone, whose sort is of person ids. Orders in table order, each
+# order's lines by primary key.
+_CATEGORY_AMOUNTS = f"""
 INSERT INTO temp._pf_line_groups
 SELECT o.person_id, coalesce(lower(l.category), ''), min(l.category),
-    total(coalesce(l.amount, l.price * l.quantity)),
-    json_group_array(l.category), json_group_array(l.vendor), json_group_array(l.sku),
-    json_group_array(l.product_tags) FILTER (WHERE l.product_tags <> '[]')
+    total(coalesce(l.amount, l.price * l.quantity))
 FROM {{orders}}
 CROSS JOIN order_lines AS l ON l.source = o.source AND l.order_key = o.key
 WHERE {_VALID} AND {_IS_ORDER}
 GROUP BY o.person_id, coalesce(lower(l.category), '')
 """
 
-# The groups rolled up per person, streaming in key order: the raw lists concatenated into one
-# array each (as _LINES gathers them), and the top category, the alphabetically first of the
-# largest, with its share of the positive group amounts.
-_JOINED = "'[' || group_concat(substr({0}, 2, length({0}) - 2)) {1}|| ']'"
-_LINES_OF_GROUPS = f"""
-INSERT INTO temp._pf_lines
-SELECT s.person_id, s.categories, s.vendors, s.skus, s.tags,
+# The top category per person, streaming over the groups in key order: the alphabetically
+# first of the largest, with its share of the positive group amounts.
+_TOP_CATEGORY = """
+INSERT INTO temp._pf_top
+SELECT s.person_id,
     CASE WHEN s.top > 0 THEN (
         SELECT a.category FROM temp._pf_line_groups AS a
         WHERE a.person_id = s.person_id AND a.k <> '' AND a.amount = s.top
         ORDER BY a.k LIMIT 1) END,
     CASE WHEN s.top > 0 THEN s.top / s.whole END
 FROM (
-    SELECT person_id, {_JOINED.format("categories", "")} AS categories,
-        {_JOINED.format("vendors", "")} AS vendors, {_JOINED.format("skus", "")} AS skus,
-        {_JOINED.format("tags", "FILTER (WHERE tags <> '[]') ")} AS tags,
-        max(amount) FILTER (WHERE k <> '') AS top, total(max(amount, 0)) AS whole
+    SELECT person_id, max(amount) FILTER (WHERE k <> '') AS top, total(max(amount, 0)) AS whole
     FROM temp._pf_line_groups
     GROUP BY person_id
 ) AS s
@@ -213,7 +211,7 @@ _TEMP_TABLES = {
     + ", ".join(f"orders_last_{n}d INTEGER" for n in WINDOW_DAYS)
     + ", "
     + ", ".join(f"spent_last_{n}d REAL" for n in WINDOW_DAYS)
-    + ", locations TEXT",
+    + ", locations TEXT, order_dates TEXT",
     "_pf_gaps": "person_id INTEGER PRIMARY KEY, median_order_gap_days REAL, order_gaps INTEGER",
     "_pf_lines": "person_id INTEGER PRIMARY KEY, product_categories TEXT, product_vendors TEXT,"
     " product_skus TEXT, product_tags TEXT",
@@ -222,20 +220,23 @@ _TEMP_TABLES = {
 #: The temp tables of a gather for the scores (see :func:`gather`).
 _SCORED_TEMP_TABLES = {
     **_TEMP_TABLES,
-    "_pf_line_groups": "person_id INTEGER, k TEXT, category TEXT, amount REAL, categories TEXT,"
-    " vendors TEXT, skus TEXT, tags TEXT, PRIMARY KEY (person_id, k)",
-    "_pf_lines": _TEMP_TABLES["_pf_lines"] + ", top_category TEXT, top_category_share REAL",
+    "_pf_line_groups": "person_id INTEGER, k TEXT, category TEXT, amount REAL,"
+    " PRIMARY KEY (person_id, k)",
+    "_pf_top": "person_id INTEGER PRIMARY KEY, top_category TEXT, top_category_share REAL",
 }
 
 # A raw JSON array made sorted, distinct and free of NULL and ''. It reads only the row's own
 # JSON, so each person costs one small sort and no table lookup. json_group_array(DISTINCT)
-# keeps the first of equal values, in the order the subquery delivers them.
-_SORTED = """(SELECT json_group_array(DISTINCT value) FROM (
-        SELECT value FROM json_each({array}) WHERE value <> '' ORDER BY value))"""
+# keeps the first of equal values, in the order the subquery delivers them. An empty array
+# (many people have no tags, no tagged product) is returned as it is, without the subquery.
+_SORTED = """CASE WHEN {array} = '[]' THEN '[]' ELSE (
+    SELECT json_group_array(DISTINCT value) FROM (
+        SELECT value FROM json_each({array}) WHERE value <> '' ORDER BY value)) END"""
 # Same for an array of JSON arrays (as strings): the union of the inner arrays.
-_SORTED_UNION = """(SELECT json_group_array(DISTINCT value) FROM (
+_SORTED_UNION = """CASE WHEN {array} = '[]' THEN '[]' ELSE (
+    SELECT json_group_array(DISTINCT value) FROM (
         SELECT inner_.value FROM json_each({array}) AS outer_, json_each(outer_.value) AS inner_
-        WHERE inner_.value <> '' ORDER BY inner_.value))"""
+        WHERE inner_.value <> '' ORDER BY inner_.value)) END"""
 
 _CONSENT = """CASE {column}
         WHEN 'subscribed' THEN 'SUBSCRIBED' WHEN 'pending' THEN 'PENDING'
@@ -302,6 +303,10 @@ FEATURE_JOINS = """LEFT JOIN temp._pf_orders AS o ON o.person_id = p.id
             LEFT JOIN temp._pf_gaps AS g ON g.person_id = p.id
             LEFT JOIN temp._pf_lines AS li ON li.person_id = p.id"""
 
+#: With the scores (:func:`gather` given ``counts``), the join that adds the top category of
+#: each person as ``t``.
+TOP_CATEGORY_JOIN = "LEFT JOIN temp._pf_top AS t ON t.person_id = p.id"
+
 
 def column_type(attribute: str) -> str:
     """The SQL type of a catalog attribute's column."""
@@ -329,10 +334,11 @@ def gather(db: Database, as_of: dt.date, *, people: str | None = None,
     drops them. ``g.order_gaps`` counts the gaps between distinct order dates.
 
     With ``counts`` (column name → aggregate over the valid orders ``o``, see
-    :func:`.scores.order_counts`) the orders pass adds those columns to ``o`` and the lines
-    pass, grouped by person and category, also gives ``li.top_category`` and
-    ``li.top_category_share``; ``params`` holds the values they bind. ``people`` (with
-    ``counts`` only) names a table of ``person_id``s: only their orders are read, by index.
+    :func:`.scores.order_counts`) the orders pass adds those columns to ``o``, and a second
+    lines pass grouped by person and category gives ``t.top_category`` and
+    ``t.top_category_share`` (:data:`TOP_CATEGORY_JOIN`); ``params`` holds the values they
+    bind. ``people`` (with ``counts`` only) names a table of ``person_id``s: only their
+    orders are read, by index.
     """
     if counts is None and people is not None:
         raise ValueError("a subset is gathered for the scores: pass counts")
@@ -345,18 +351,31 @@ def gather(db: Database, as_of: dt.date, *, people: str | None = None,
                           + "".join(f", {name} INTEGER" for name in counts)})
     db.execute(_ORDERS.format(orders=orders, counts="".join(
         f",\n    {aggregate}" for aggregate in (counts or {}).values())), params)
-    db.execute(_GAPS.format(orders=orders), params)
-    if counts is None:
-        db.execute(_LINES, params)
-    else:
-        db.execute(_LINE_GROUPS.format(orders=orders), params)
-        db.execute(_LINES_OF_GROUPS)
+    db.conn.create_function("segsync_median_gap", 1, lambda dates: _order_gaps(dates)[0],
+                            deterministic=True)
+    db.conn.create_function("segsync_gap_count", 1, lambda dates: _order_gaps(dates)[1],
+                            deterministic=True)
+    db.execute(_GAPS)
+    db.execute(_LINES.format(orders=orders), params)
+    if counts is not None:
+        db.execute(_CATEGORY_AMOUNTS.format(orders=orders), params)
+        db.execute(_TOP_CATEGORY)
 
 
 def release(db: Database) -> None:
-    """Drop the temp tables of :func:`gather`."""
-    for name in _SCORED_TEMP_TABLES:
-        db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    """Drop the temp tables of :func:`gather`.
+
+    Without zeroing their pages: an SQLite built with SECURE_DELETE (Debian's is) would write
+    every freed page of the temp file again, over a second at 1M people, for a file that is
+    deleted with the connection. The store's own ``secure_delete`` is left as it is.
+    """
+    secure = db.execute("PRAGMA temp.secure_delete").fetchone()[0]
+    db.execute("PRAGMA temp.secure_delete = 0")
+    try:
+        for name in _SCORED_TEMP_TABLES:
+            db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    finally:
+        db.execute(f"PRAGMA temp.secure_delete = {int(secure)}")
 
 
 def _create_temp(db: Database, tables: dict[str, str]) -> None:

@@ -127,18 +127,20 @@ _TEMP_TABLES = (
 _TEMP_NAMES = ("_sc_rfm_map", "_sc_ranks")
 
 # Integer arithmetic throughout, so a share exactly on a boundary is never lost to rounding.
-# {features} is a table or subquery with person_features' columns of the same names.
+# {features} is a table or subquery with person_features' columns of the same names. The
+# number of buyers (:buyers) and of those with an order in the last year (:year_buyers) are
+# counted first and bound: as count(*) OVER windows they cost two more passes that buffer
+# every buyer's row.
 _RANKS = """
 INSERT INTO temp._sc_ranks
 SELECT w.person_id, w.r, w.f, w.m, w.r || w.f || w.m, map.rfm_group, w.spend_percentile,
     w.usage_tier
 FROM (
     SELECT person_id,
-        1 + 5 * (rank() OVER (ORDER BY last_order_date) - 1) / count(*) OVER () AS r,
-        1 + 5 * (rank() OVER (ORDER BY number_of_orders) - 1) / count(*) OVER () AS f,
-        1 + 5 * (rank() OVER (ORDER BY amount_spent) - 1) / count(*) OVER () AS m,
-        100.0 * (rank() OVER (ORDER BY amount_spent) - 1) / count(*) OVER ()
-            AS spend_percentile,
+        1 + 5 * (rank() OVER (ORDER BY last_order_date) - 1) / :buyers AS r,
+        1 + 5 * (rank() OVER (ORDER BY number_of_orders) - 1) / :buyers AS f,
+        1 + 5 * (rank() OVER (ORDER BY amount_spent) - 1) / :buyers AS m,
+        100.0 * (rank() OVER (ORDER BY amount_spent) - 1) / :buyers AS spend_percentile,
         CASE WHEN orders_last_365d > 0 THEN {usage} END AS usage_tier
     FROM {features}
     WHERE number_of_orders > 0
@@ -147,11 +149,14 @@ FROM (
 LEFT JOIN temp._sc_rfm_map AS map ON map.cell = w.r || w.f || w.m
 """
 
+_BUYERS = """SELECT count(*), count(*) FILTER (WHERE orders_last_365d > 0)
+FROM {features} WHERE number_of_orders > 0"""
+
 _USAGE_SHARE = """CASE
             WHEN 100 * (rank() OVER (year_buyers ORDER BY {basis}) - 1)
-                >= (100 - :heavy_percent) * count(*) OVER year_buyers THEN 'HEAVY'
+                >= (100 - :heavy_percent) * :year_buyers THEN 'HEAVY'
             WHEN 100 * (rank() OVER (year_buyers ORDER BY {basis}) - 1)
-                >= (100 - :heavy_percent - :medium_percent) * count(*) OVER year_buyers
+                >= (100 - :heavy_percent - :medium_percent) * :year_buyers
                 THEN 'MEDIUM'
             ELSE 'LIGHT' END"""
 _USAGE_FIXED = """CASE WHEN {basis} >= :heavy_min THEN 'HEAVY'
@@ -270,8 +275,8 @@ def build_features(db: Database, as_of: dt.date, scoring: ScoringSettings,
     # The scores read the features by name from pf, with what the passes counted for them.
     inner = [f"{expression} AS {name}" for name, _, expression in computed]
     inner += ["p.attributes AS attributes", *(f"o.{name} AS {name}" for name in counts),
-              "g.order_gaps AS order_gaps", "li.top_category AS top_category",
-              "li.top_category_share AS top_category_share"]
+              "g.order_gaps AS order_gaps", "t.top_category AS top_category",
+              "t.top_category_share AS top_category_share"]
     columns = [(name, sql_type, f"pf.{name}") for name, sql_type, _ in computed]
     columns += [("attributes", "TEXT", "pf.attributes")]
     columns += [(name, features.column_type(name), scores[name]) for name in SCORE_COLUMNS]
@@ -287,6 +292,7 @@ def build_features(db: Database, as_of: dt.date, scoring: ScoringSettings,
             SELECT {", ".join(inner)}
             FROM {source}
             {features.FEATURE_JOINS}
+            {features.TOP_CATEGORY_JOIN}
         ) AS pf
         LEFT JOIN temp._sc_ranks AS r ON r.person_id = pf.person_id
         {"LEFT JOIN person_predictions AS pp ON pp.person_id = pf.person_id" if joined else ""}
@@ -385,7 +391,9 @@ def rank(db: Database, scoring: ScoringSettings, features: str, params: dict[str
     ``amount_spent``, ``orders_last_365d`` and ``spent_last_365d``) into ``temp._sc_ranks``:
     the RFM scores and group, the spend percentile and the usage tier. Row order does not
     matter: ties share a rank."""
-    db.execute(_RANKS.format(usage=_usage(scoring), features=features), params)
+    buyers, year_buyers = db.execute(_BUYERS.format(features=features)).fetchone()
+    db.execute(_RANKS.format(usage=_usage(scoring), features=features),
+               {**params, "buyers": buyers, "year_buyers": year_buyers})
 
 
 def shop_gap(db: Database, features: str) -> float | None:

@@ -15,7 +15,7 @@ import pytest
 from sqlite_utils import Database
 
 from segsync.core.measure.attributes import ATTRIBUTES
-from segsync.core.measure.features import _LINES, compute_features
+from segsync.core.measure.features import _ALL_ORDERS, _LINES, compute_features
 from segsync.core.store import open_store
 
 AS_OF = dt.date(2025, 6, 30)
@@ -362,10 +362,24 @@ def test_rebuild_replaces_the_table_and_keeps_views_over_it(db: Database) -> Non
     assert not [t for t in db.execute("SELECT name FROM temp.sqlite_master").fetchall()]
 
 
-def test_lines_are_read_in_table_order_with_orders_found_by_primary_key() -> None:
+def test_orders_are_read_in_table_order_with_lines_found_by_primary_key() -> None:
     db = open_store(":memory:")
     params = {"as_of": AS_OF.isoformat()}
     db.execute("CREATE TEMP TABLE _pf_lines (person_id INTEGER PRIMARY KEY, a, b, c, d)")
-    plan = [r[3] for r in db.execute("EXPLAIN QUERY PLAN " + _LINES, params)]
-    assert plan[0] == "SCAN l"
-    assert plan[1].startswith("SEARCH o USING INDEX sqlite_autoindex_orders_1 (source=? AND key=?)")
+    sql = _LINES.format(orders=_ALL_ORDERS)
+    plan = [r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    assert plan[0] == "SCAN o"
+    assert plan[1].startswith(
+        "SEARCH l USING INDEX sqlite_autoindex_order_lines_1 (source=? AND order_key=?)")
+
+
+@pytest.mark.parametrize("secure", [0, 1])
+def test_a_build_leaves_the_stores_secure_delete_as_it_was(secure: int) -> None:
+    # The build drops its temp tables without zeroing them; the store's own setting (which
+    # erasure relies on, and Debian's SQLite turns on by default) must not move.
+    db = _store()
+    db.execute(f"PRAGMA main.secure_delete = {secure}")
+    db.execute(f"PRAGMA temp.secure_delete = {secure}")
+    compute_features(db, AS_OF)
+    assert db.execute("PRAGMA main.secure_delete").fetchone()[0] == secure
+    assert db.execute("PRAGMA temp.secure_delete").fetchone()[0] == secure
