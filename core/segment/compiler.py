@@ -84,7 +84,7 @@ _ISO_DATE_TEXT = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
 def compile_query(query: tree.Query | str, as_of: dt.date) -> tuple[str, dict[str, Any]]:
     """Compile ``query`` to ``(where_sql, params)``: a condition over ``person_features pf``.
 
-    ``params`` maps the named placeholders of ``where_sql`` to their values; relative dates
+    ``params`` maps the named parameters of ``where_sql`` to their values; relative dates
     are resolved against ``as_of``. A string is parsed first (against the default catalog).
     """
     if isinstance(query, str):
