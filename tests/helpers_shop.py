@@ -8,8 +8,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from segsync.core.measure.features import compute_features
-from segsync.core.measure.scores import add_scores
+from segsync.core.measure.scores import build_features
 from segsync.core.segment.compiler import compile_query
 from segsync.core.settings import ScoringSettings
 from segsync.core.store import open_store
@@ -46,8 +45,7 @@ class Shop:
 
     def score(self, as_of: dt.date = AS_OF, scoring: ScoringSettings | None = None,
               **kwargs: Any) -> dict[str, Any]:
-        compute_features(self.db, as_of)
-        return add_scores(self.db, as_of, scoring or ScoringSettings(), **kwargs)
+        return build_features(self.db, as_of, scoring or ScoringSettings(), **kwargs)
 
     def column(self, name: str) -> dict[int, Any]:
         return dict(self.db.execute(

@@ -28,4 +28,4 @@ from .days import shift_date
 from .features import compute_features
 from .predict import coverage_lines, describe_gap, fit_from_store, write_predictions
 from .refresh import refresh_features, segments_done
-from .scores import GLOBAL_COLUMNS, add_scores, build_features, rescore
+from .scores import GLOBAL_COLUMNS, build_features, rescore

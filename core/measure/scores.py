@@ -11,7 +11,7 @@ build as the features (the per-person order and line counts they need are folded
 features' own passes, the ranks are one window pass over the buyers), so a full build writes
 ``person_features`` once; :func:`rescore` recomputes, over the stored rows, the
 scores that depend on the whole population or on the as-of date alone (the incremental
-refresh's global pass). :func:`add_scores` is the two-step form of the build.
+refresh's global pass).
 
 Definitions and decisions (tests/test_scores.py holds a case for each):
 
@@ -85,7 +85,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..errors import ConfigError, SegsyncError
+from ..errors import ConfigError
 from ..settings import ScoringSettings
 from . import features
 from .attributes import BY_NAME
@@ -315,17 +315,6 @@ def build_features(db: Database, as_of: dt.date, scoring: ScoringSettings,
         features.release(db)
         drop_temp(db)
     return summary(db, joined)
-
-
-def add_scores(
-    db: Database, as_of: dt.date, scoring: ScoringSettings, *, predictions: bool = True
-) -> dict[str, Any]:
-    """Rebuild ``person_features`` as of ``as_of`` with the built-in scores: the two-step form
-    of :func:`build_features` (which it runs), for callers that computed the features alone
-    first (the table must exist)."""
-    if not db["person_features"].exists():
-        raise SegsyncError("person_features does not exist: compute the features first")
-    return build_features(db, as_of, scoring, predictions=predictions)
 
 
 def rescore(db: Database, as_of: dt.date, scoring: ScoringSettings) -> None:

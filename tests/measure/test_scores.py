@@ -1,8 +1,9 @@
 """Built-in scores (segsync.core.measure.scores) against hand-computed answers on small stores.
 
-Each test builds people and orders in an in-memory store, runs the real features stage and then
-:func:`add_scores`, and compares with values worked out by hand in the comments. The as-of date
-is 2024-06-15 unless a test says otherwise (2024 is a leap year, so 29 February shows).
+Each test builds people and orders in an in-memory store, runs the real build
+(:func:`build_features`: features and scores), and compares with values worked out by hand in the
+comments. The as-of date is 2024-06-15 unless a test says otherwise (2024 is a leap year, so
+29 February shows).
 """
 
 from __future__ import annotations
@@ -15,20 +16,18 @@ import pytest
 from conftest import needs_shared_data
 from helpers_shop import AS_OF, Shop
 
-from segsync.core.errors import ConfigError, SegsyncError
+from segsync.core.errors import ConfigError
 from segsync.core.measure.attributes import ATTRIBUTES, BY_NAME
-from segsync.core.measure.features import compute_features
 from segsync.core.measure.predict import write_predictions
 from segsync.core.measure.scores import (
     PREDICTION_COLUMNS,
     RFM_CELLS,
     RFM_GROUPS,
     SCORE_COLUMNS,
-    add_scores,
+    build_features,
     load_rfm_map,
 )
 from segsync.core.settings import ScoringSettings, load_settings
-from segsync.core.store import open_store
 
 # -- RFM --------------------------------------------------------------------------------------
 
@@ -147,7 +146,7 @@ def test_a_bad_map_lists_every_problem_and_changes_nothing(ten_buyers: Shop,
     ten_buyers.score()
     before = ten_buyers.column("rfm_group")
     with pytest.raises(ConfigError) as err:
-        add_scores(ten_buyers.db, AS_OF, ScoringSettings(rfm_map=path))
+        build_features(ten_buyers.db, AS_OF, ScoringSettings(rfm_map=path))
     assert err.value.problems == [
         f"{path}: cell 345 is missing",
         f"{path}: 605 is not a cell (R, F and M are 1-5, written as 545)",
@@ -282,9 +281,8 @@ def test_real_orders_with_model_predictions() -> None:
     for line in path.read_text().splitlines():
         _master, pid, day, _cds, value = line.split()
         shop.order(int(pid), f"{day[:4]}-{day[4:6]}-{day[6:]}", float(value))
-    compute_features(shop.db, as_of)
     write_predictions(shop.db, as_of)
-    result = add_scores(shop.db, as_of, ScoringSettings())
+    result = build_features(shop.db, as_of, ScoringSettings())
     assert result["predictions"] is True
     assert result["buyers"] == 2357
     db = shop.db
@@ -548,14 +546,14 @@ def test_every_score_is_a_catalog_attribute_after_the_features(ten_buyers: Shop)
         assert set(ten_buyers.column(name).values()) <= {0, 1}
 
 
-def test_add_scores_is_repeatable_and_keeps_the_indexes(lifecycle_shop: Shop) -> None:
+def test_a_rebuild_is_repeatable_and_keeps_the_indexes(lifecycle_shop: Shop) -> None:
     lifecycle_shop.score()
     first = lifecycle_shop.db.execute("SELECT * FROM person_features ORDER BY 1").fetchall()
     indexes = lifecycle_shop.db.execute(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'person_features' "
         "AND sql IS NOT NULL ORDER BY name").fetchall()
     assert indexes  # the features stage's email / phone indexes
-    add_scores(lifecycle_shop.db, AS_OF, ScoringSettings())
+    build_features(lifecycle_shop.db, AS_OF, ScoringSettings())
     assert lifecycle_shop.db.execute(
         "SELECT * FROM person_features ORDER BY 1").fetchall() == first
     assert lifecycle_shop.db.execute(
@@ -572,11 +570,6 @@ def test_queries_on_the_scores_compile_and_select(lifecycle_shop: Shop) -> None:
         5, 7, 9, 12}
     assert lifecycle_shop.select("is_fading_regular = true") == {6}
     assert lifecycle_shop.select("rfm_group IS NULL") == {1}
-
-
-def test_add_scores_needs_the_features_first() -> None:
-    with pytest.raises(SegsyncError, match="compute the features first"):
-        add_scores(open_store(":memory:"), AS_OF, ScoringSettings())
 
 
 @pytest.mark.parametrize(("toml", "key"), [
