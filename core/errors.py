@@ -122,4 +122,3 @@ class Interrupted(BaseException):
         super().__init__(message)
         #: Ctrl-C (someone is watching) rather than SIGTERM (a scheduler gave up on the run).
         self.by_person = by_person
-
