@@ -103,7 +103,7 @@ def _scope(db: Database, full: bool) -> int:
             """
             INSERT OR IGNORE INTO temp.resolve_labels
             SELECT c.rowid, c.email, c.phone, c.link_id, c.rowid FROM temp.resolve_seeds AS s
-            JOIN customers AS c ON c.person_id = s.person_id
+            CROSS JOIN customers AS c ON c.person_id = s.person_id
             """
         )
         db.execute("INSERT OR IGNORE INTO temp.resolve_labels "
@@ -176,7 +176,7 @@ def _assign_person_ids(db: Database, run_id: int | None) -> dict[str, int]:
         """
         CREATE TEMP TABLE resolve_components AS
         SELECT l.label, min(c.person_id) AS old_id
-        FROM resolve_labels l JOIN customers c ON c.rowid = l.rid
+        FROM resolve_labels l CROSS JOIN customers c ON c.rowid = l.rid
         GROUP BY l.label
         """
     )
@@ -211,8 +211,8 @@ def _assign_person_ids(db: Database, run_id: int | None) -> dict[str, int]:
         """
         INSERT OR REPLACE INTO person_merges(old_id, new_id, run_id, merged_at)
         SELECT DISTINCT c.person_id, i.person_id, ?, ?
-        FROM customers c
-        JOIN resolve_labels l ON l.rid = c.rowid
+        FROM resolve_labels l
+        CROSS JOIN customers c ON c.rowid = l.rid
         JOIN resolve_ids i ON i.label = l.label
         WHERE c.person_id IS NOT NULL AND c.person_id != i.person_id
           AND c.person_id NOT IN (SELECT person_id FROM resolve_ids)
@@ -220,12 +220,13 @@ def _assign_person_ids(db: Database, run_id: int | None) -> dict[str, int]:
         [run_id, now],
     ).rowcount
     db.execute("INSERT OR IGNORE INTO temp.resolve_dirty SELECT person_id FROM resolve_ids")
+    # The labelled records are reached by rowid; UPDATE … FROM would scan every record.
+    label_person = ("(SELECT i.person_id FROM resolve_labels l JOIN resolve_ids i "
+                    "ON i.label = l.label WHERE l.rid = customers.rowid)")
     db.execute(
-        """
-        UPDATE customers SET person_id = x.person_id
-        FROM (SELECT l.rid, i.person_id FROM resolve_labels l
-              JOIN resolve_ids i ON i.label = l.label) AS x
-        WHERE customers.rowid = x.rid AND customers.person_id IS NOT x.person_id
+        f"""
+        UPDATE customers SET person_id = {label_person}
+        WHERE rowid IN (SELECT rid FROM resolve_labels) AND person_id IS NOT {label_person}
         """
     )
     db.execute("DROP TABLE temp.resolve_components")
@@ -249,8 +250,8 @@ def _relink_orders(db: Database, full: bool) -> None:
         """
         CREATE TEMP TABLE resolve_orders AS
         SELECT o.rowid AS oid FROM temp.resolve_labels AS l
-        JOIN customers AS c ON c.rowid = l.rid
-        JOIN orders AS o ON o.source = c.source AND o.customer_key = c.key
+        CROSS JOIN customers AS c ON c.rowid = l.rid
+        CROSS JOIN orders AS o ON o.source = c.source AND o.customer_key = c.key
         UNION
         SELECT o.rowid FROM pending_changes AS p
         JOIN orders AS o ON o.source = p.source AND o.customer_key = p.key
@@ -315,6 +316,9 @@ def _rebuild_profiles(db: Database, run_id: int | None, full: bool) -> None:
     people = ("SELECT DISTINCT person_id FROM customers" if full else
               "SELECT d.person_id FROM temp.resolve_dirty AS d WHERE EXISTS "
               "(SELECT 1 FROM customers AS c WHERE c.person_id = d.person_id)")
+    # Incrementally the few dirty people lead, their records found by index: without stats
+    # SQLite would rather scan every customer record.
+    join = "JOIN" if full else "CROSS JOIN"
     db.execute("DROP TABLE IF EXISTS temp.resolve_profiles")
     db.execute("DROP TABLE IF EXISTS temp.resolve_single")
     # Most people of an orders export are one record with no tags or attributes: their
@@ -324,7 +328,7 @@ def _rebuild_profiles(db: Database, run_id: int | None, full: bool) -> None:
         f"""
         CREATE TEMP TABLE resolve_single AS
         SELECT c.rowid AS rid, c.person_id FROM ({people}) p
-        JOIN customers c ON c.person_id = p.person_id
+        {join} customers c ON c.person_id = p.person_id
         WHERE c.tags = '[]' AND c.attributes = '{{}}' AND NOT EXISTS (
             SELECT 1 FROM customers o WHERE o.person_id = c.person_id AND o.rowid != c.rowid)
         """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from helpers_edits import RESOLVED, apply, snapshot, steps
 from hypothesis import HealthCheck, given, settings
 
@@ -35,3 +37,31 @@ def test_only_the_reached_components_are_relabelled():
     assert (counts["relabelled"], counts["merged"]) == (2, 1)
     assert {r[0] for r in db.execute("SELECT person_id FROM dirty_people")} == {
         before["c1"], before["c2"]}
+
+
+def test_an_incremental_resolution_reaches_records_and_orders_by_index_only(monkeypatch):
+    """Without statistics SQLite would rather scan every customer record or order than start
+    from the few records to re-label (at 1M people one such scan cost 6 s of a 7 s run)."""
+    db = open_store(":memory:")
+    apply(db, [("customer", "shop", str(k), f"p{k}@x.com", None, None, None, [])
+               for k in range(6)], 1)
+    resolve(db, 1)
+    apply(db, [("customer", "shop", "1", "p2@x.com", None, None, None, [])], 2)
+    plans: list[list[str]] = []
+    execute = db.execute
+
+    def explained(sql, params=None):
+        text = " ".join(sql.split())
+        created = re.match(r"CREATE TEMP TABLE \S+ AS (.*)", text)
+        body = created.group(1) if created else text
+        if body.startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
+            plans.append([row[3] for row in execute(f"EXPLAIN QUERY PLAN {body}", params or [])])
+        return execute(sql, params) if params is not None else execute(sql)
+
+    monkeypatch.setattr(db, "execute", explained)
+    resolve(db, 2)
+    steps = [step for plan in plans for step in plan]
+    assert any(step.startswith("SEARCH o USING COVERING INDEX orders_customer") for step in steps)
+    scans = [step for step in steps
+             if step.split(" USING")[0] in {"SCAN c", "SCAN customers", "SCAN o", "SCAN orders"}]
+    assert scans == []
