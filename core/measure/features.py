@@ -431,9 +431,20 @@ def swap(db: Database) -> None:
     Views or triggers over ``person_features`` (the segment stage may create them) make a
     modern ALTER TABLE … RENAME fail, because for a moment they name a dropped table; the
     legacy rename leaves them alone, and they point at the new table once it has the name.
+
+    The old table is dropped without zeroing its pages: an SQLite built with SECURE_DELETE
+    (Debian's is) would write every freed page again, seconds at 1M people, on every build.
+    The freed pages keep the previous build's rows until SQLite reuses them, data the store
+    holds anyway; an erasure (``segsync forget``) rewrites the whole store, so no freed page
+    keeps an erased person.
     """
     legacy = db.execute("PRAGMA legacy_alter_table").fetchone()[0]
-    db.execute("DROP TABLE IF EXISTS person_features")
+    secure = db.execute("PRAGMA main.secure_delete").fetchone()[0]
+    db.execute("PRAGMA main.secure_delete = 0")
+    try:
+        db.execute("DROP TABLE IF EXISTS person_features")
+    finally:
+        db.execute(f"PRAGMA main.secure_delete = {int(secure)}")
     db.execute("PRAGMA legacy_alter_table = ON")
     try:
         db.execute("ALTER TABLE person_features_new RENAME TO person_features")
