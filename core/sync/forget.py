@@ -96,10 +96,12 @@ def _rewrite(db: Database) -> None:
 
     A delete leaves the row's bytes in a freed page or in the slack of its page unless
     ``secure_delete`` was on, and it is off by default in most SQLite builds (Debian's zeroes):
-    earlier feature builds, updates and deletes — and the erasure's own deletes — may have left
-    copies of the person anywhere. ``VACUUM`` builds the store again from its live rows and
-    truncates the write-ahead log after. It takes a while on a large store (it writes the whole
-    file), which an erasure, a rare manual command, can afford; it cannot run in a transaction.
+    earlier feature builds (which drop the old ``person_features`` without zeroing, see
+    :func:`segsync.core.measure.features.swap`), updates and deletes, and the erasure's own
+    deletes, may have left copies of the person anywhere. ``VACUUM`` builds the store again from
+    its live rows; the write-ahead log, which then holds the new file, is checkpointed and
+    truncated. It takes about as long as copying the store (30 s for 1M people, 4.4 GB), which
+    an erasure, a rare manual command, can afford; it cannot run in a transaction.
     """
     db.execute("VACUUM")
     if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
