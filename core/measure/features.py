@@ -232,6 +232,15 @@ _SCORED_TEMP_TABLES = {
 _SORTED = """CASE WHEN {array} = '[]' THEN '[]' ELSE (
     SELECT json_group_array(DISTINCT value) FROM (
         SELECT value FROM json_each({array}) WHERE value <> '' ORDER BY value)) END"""
+# Same, for a person's own lists: most people have one source, and their array of one element
+# is made without the subquery, as json_array() of the element's SQL value, which is what
+# json_group_array() writes of it (a nested array or object included: the subquery's sort
+# drops its JSON subtype, so both write it as a string). On the lists of the orders and lines
+# passes one element is rare, and the extra test costs more than it spares.
+_SORTED_PERSONAL = """CASE WHEN {array} = '[]' THEN '[]'
+    WHEN json_array_length({array}) > 1 THEN (SELECT json_group_array(DISTINCT value) FROM (
+        SELECT value FROM json_each({array}) WHERE value <> '' ORDER BY value))
+    WHEN {array} ->> 0 <> '' THEN json_array({array} ->> 0) ELSE '[]' END"""
 # Same for an array of JSON arrays (as strings): the union of the inner arrays.
 _SORTED_UNION = """CASE WHEN {array} = '[]' THEN '[]' ELSE (
     SELECT json_group_array(DISTINCT value) FROM (
@@ -280,13 +289,13 @@ _EXPRESSIONS: dict[str, str] = {
     "median_order_gap_days": "g.median_order_gap_days",
     **{f"orders_last_{n}d": f"coalesce(o.orders_last_{n}d, 0)" for n in WINDOW_DAYS},
     **{f"spent_last_{n}d": f"coalesce(o.spent_last_{n}d, 0.0)" for n in WINDOW_DAYS},
-    "customer_tags": _SORTED.format(array="p.tags"),
+    "customer_tags": _SORTED_PERSONAL.format(array="p.tags"),
     "product_categories": _SORTED.format(array="li.product_categories"),
     "product_vendors": _SORTED.format(array="li.product_vendors"),
     "product_skus": _SORTED.format(array="li.product_skus"),
     "product_tags": _SORTED_UNION.format(array="li.product_tags"),
     "locations": _SORTED.format(array="o.locations"),
-    "sources": _SORTED.format(array="p.sources"),
+    "sources": _SORTED_PERSONAL.format(array="p.sources"),
     "city": "p.city",
     "region": "p.region",
     "country": "p.country",
@@ -431,9 +440,20 @@ def swap(db: Database) -> None:
     Views or triggers over ``person_features`` (the segment stage may create them) make a
     modern ALTER TABLE … RENAME fail, because for a moment they name a dropped table; the
     legacy rename leaves them alone, and they point at the new table once it has the name.
+
+    The old table is dropped without zeroing its pages: an SQLite built with SECURE_DELETE
+    (Debian's is) would write every freed page again, seconds at 1M people, on every build.
+    The freed pages keep the previous build's rows until SQLite reuses them, data the store
+    holds anyway; an erasure (``segsync forget``) rewrites the whole store, so no freed page
+    keeps an erased person.
     """
     legacy = db.execute("PRAGMA legacy_alter_table").fetchone()[0]
-    db.execute("DROP TABLE IF EXISTS person_features")
+    secure = db.execute("PRAGMA main.secure_delete").fetchone()[0]
+    db.execute("PRAGMA main.secure_delete = 0")
+    try:
+        db.execute("DROP TABLE IF EXISTS person_features")
+    finally:
+        db.execute(f"PRAGMA main.secure_delete = {int(secure)}")
     db.execute("PRAGMA legacy_alter_table = ON")
     try:
         db.execute("ALTER TABLE person_features_new RENAME TO person_features")

@@ -11,9 +11,10 @@ the log rows that removal writes.
 Erasing them at the source (Shopify, the POS) is the operator's part, and until it is done the
 source still hands the person over on every pull. So the erasure also puts keyed digests of the
 person's emails, phones, link ids and record keys on the suppression list
-(:mod:`segsync.core.ingest.suppress`): later pulls drop their records unstored. Deleted pages are
-zeroed (``secure_delete``) and the write-ahead log is checkpointed, so the identifiers do not
-linger in the database files either.
+(:mod:`segsync.core.ingest.suppress`): later pulls drop their records unstored. The store is then
+rewritten (``VACUUM``) and its write-ahead log truncated, so the identifiers do not linger in
+freed pages or page slack of the database files either, whatever SQLite's ``secure_delete``
+default and whatever earlier writes left there.
 """
 
 from __future__ import annotations
@@ -84,16 +85,27 @@ def forget(db: Database, identifier: str, default_region: str) -> Forgotten:
     if value is None:
         raise ConfigError(f"{identifier!r} is neither a valid email address nor a phone number")
     result = Forgotten(value)
-    secure = db.execute("PRAGMA secure_delete").fetchone()[0]
-    db.execute("PRAGMA secure_delete = ON")
-    try:
-        with db.atomic():
-            _erase(db, value, result)
-    finally:
-        db.execute(f"PRAGMA secure_delete = {int(secure)}")
+    with db.atomic():
+        _erase(db, value, result)
+    _rewrite(db)
+    return result
+
+
+def _rewrite(db: Database) -> None:
+    """Rewrite the store so that no deleted content survives in its files.
+
+    A delete leaves the row's bytes in a freed page or in the slack of its page unless
+    ``secure_delete`` was on, and it is off by default in most SQLite builds (Debian's zeroes):
+    earlier feature builds (which drop the old ``person_features`` without zeroing, see
+    :func:`segsync.core.measure.features.swap`), updates and deletes, and the erasure's own
+    deletes, may have left copies of the person anywhere. ``VACUUM`` builds the store again from
+    its live rows; the write-ahead log, which then holds the new file, is checkpointed and
+    truncated. It takes about as long as copying the store (30 s for 1M people, 4.4 GB), which
+    an erasure, a rare manual command, can afford; it cannot run in a transaction.
+    """
+    db.execute("VACUUM")
     if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return result
 
 
 def _erase(db: Database, value: str, result: Forgotten) -> None:
