@@ -87,7 +87,9 @@ def forget(db: Database, identifier: str, default_region: str) -> Forgotten:
     result = Forgotten(value)
     with db.atomic():
         _erase(db, value, result)
-    _rewrite(db)
+    if any(count for name, count in result.as_dict().items()
+           if name not in ("identifier", "suppressed")):
+        _rewrite(db)  # nothing was deleted: no page can hold the person
     return result
 
 
