@@ -63,7 +63,9 @@ def scrub_log(db: Database, run_id: int, default_region: str) -> int:
 
     The run after an erasure removes the person from each target and logs that removal under
     the key it sent; without this the raw address would sit in the log until someone ran
-    ``forget`` again. Returns how many rows were scrubbed.
+    ``forget`` again. That run also deleted the key from each sync's baseline, and the log row
+    held it before it was replaced: when anything was scrubbed the store is rewritten, as by
+    :func:`forget`, so neither copy survives in page slack. Returns how many rows were scrubbed.
     """
     suppressions = Suppressions(db, default_region)
     if not suppressions:
@@ -76,6 +78,8 @@ def scrub_log(db: Database, run_id: int, default_region: str) -> int:
         for key in filter(suppressions.holds, keys):
             scrubbed += db.execute("UPDATE sync_log SET key = ? WHERE run_id = ? AND key = ?",
                                    [digest(db, key), run_id, key]).rowcount
+    if scrubbed:
+        _rewrite(db)
     return scrubbed
 
 
@@ -87,9 +91,10 @@ def forget(db: Database, identifier: str, default_region: str) -> Forgotten:
     result = Forgotten(value)
     with db.atomic():
         _erase(db, value, result)
+    # Only after a delete: when nothing of the person was stored, no page can hold them.
     if any(count for name, count in result.as_dict().items()
            if name not in ("identifier", "suppressed")):
-        _rewrite(db)  # nothing was deleted: no page can hold the person
+        _rewrite(db)
     return result
 
 
