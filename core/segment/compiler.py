@@ -23,10 +23,21 @@ Semantics, decided here and relied on by the tests:
   or the text true/false. ``CONTAINS`` looks inside a JSON array (a scalar counts as a one-item
   list); ``IS NULL`` is true when the key is missing, null or an empty array.
 
-Functions compile to correlated subqueries over the store's ``orders o`` (and ``order_lines l``),
-restricted to the person (``o.person_id = pf.person_id``) and to valid orders (not cancelled,
-not test). Orders with a negative total are refund rows: they never count as an order or a
-purchase, but their (negative) amount counts toward ``sum_amount``.
+Functions read the store's ``orders o`` (and ``order_lines l``), restricted to valid orders
+(not cancelled, not test). Orders with a negative total are refund rows: they never count as an
+order or a purchase, but their (negative) amount counts toward ``sum_amount``. A function
+compiles to one of two forms with the same members and the same parameters:
+
+* **per person** (the default): a correlated subquery restricted to the person
+  (``o.person_id = pf.person_id``), an index probe into their orders each time it is evaluated.
+  It is the form for evaluating a few people (the incremental segment update, ``segments why``),
+  and the SQL a segment's definition hash is taken from.
+* **set-wise** (``setwise=True``), for evaluating everyone: a function without aggregates becomes
+  ``pf.person_id IN (SELECT o.person_id FROM … WHERE …)``, one uncorrelated subquery that SQLite
+  runs once, in one pass over the orders, into a set that each person is looked up in. Per person
+  over a million people, the correlated form costs a million probes (most of a full evaluation's
+  time); set-wise over a few people it would scan every order for them. Functions with
+  aggregates keep the per-person form in both.
 
 ``orders_placed MATCHES (…)``
     ``date``, ``amount`` (``o.total - o.refunded``), ``location`` and ``channel`` select orders;
@@ -55,10 +66,15 @@ from typing import Any, Literal
 from . import tree
 from .parser import parse
 
-_VALID_ORDER = "o.person_id = pf.person_id AND o.cancelled_at IS NULL AND o.test = 0"
+_PERSON = "o.person_id = pf.person_id"
+_VALID_ORDER = "o.cancelled_at IS NULL AND o.test = 0"
 _PURCHASE = "o.total >= 0"
 _ORDER_AMOUNT = "(o.total - o.refunded)"
-_ORDER_LINES = "orders o JOIN order_lines l ON l.source = o.source AND l.order_key = o.key"
+_LINES_OF_ORDER = "ON l.source = o.source AND l.order_key = o.key"
+_ORDER_LINES = f"orders o JOIN order_lines l {_LINES_OF_ORDER}"
+# Set-wise, CROSS JOIN keeps the orders outer, so a date filter narrows the pass before any line
+# is read (each line found through its primary key).
+_ALL_ORDER_LINES = f"orders o CROSS JOIN order_lines l {_LINES_OF_ORDER}"
 
 #: Text parameters: the SQL they read and whether they match case-insensitively.
 _TEXT_PARAMS = {
@@ -81,15 +97,18 @@ _NUMERIC_TEXT = "trim({v}) GLOB '*[0-9]*' AND trim({v}) NOT GLOB '*[^0-9.eE+-]*'
 _ISO_DATE_TEXT = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
 
 
-def compile_query(query: tree.Query | str, as_of: dt.date) -> tuple[str, dict[str, Any]]:
+def compile_query(query: tree.Query | str, as_of: dt.date, *,
+                  setwise: bool = False) -> tuple[str, dict[str, Any]]:
     """Compile ``query`` to ``(where_sql, params)``: a condition over ``person_features pf``.
 
     ``params`` maps the named parameters of ``where_sql`` to their values; relative dates
     are resolved against ``as_of``. A string is parsed first (against the default catalog).
+    ``setwise`` compiles functions for evaluating everyone at once (see the module docstring);
+    the parameters are the same either way, bound in the same order under the same names.
     """
     if isinstance(query, str):
         query = parse(query)
-    compiler = _Compiler(query, as_of)
+    compiler = _Compiler(query, as_of, setwise)
     return compiler.expr(query.expr), compiler.params
 
 
@@ -128,9 +147,10 @@ def _not(condition: str) -> str:
 
 
 class _Compiler:
-    def __init__(self, query: tree.Query, as_of: dt.date):
+    def __init__(self, query: tree.Query, as_of: dt.date, setwise: bool = False):
         self.query = query
         self.as_of = as_of
+        self.setwise = setwise
         self.params: dict[str, Any] = {}
         self.moving: dict[str, tuple[Scope, str]] = {}
 
@@ -239,9 +259,17 @@ class _Compiler:
             else:
                 filters.append(self.text_param(*_TEXT_PARAMS[node.function][param.name], param))
         products = node.function == "products_purchased"
+        if self.setwise and not aggregates:
+            # o.person_id IS NOT NULL keeps NULL out of the set, and pf.person_id (the rowid) is
+            # never NULL, so IN and NOT IN are two-valued: NOT MATCHES is the exact complement.
+            # (One NULL in the set would make NOT IN unknown, i.e. false, for every non-member.)
+            where = " AND ".join(["o.person_id IS NOT NULL", _VALID_ORDER, _PURCHASE, *filters])
+            source = _ALL_ORDER_LINES if products else "orders o"
+            found = f"pf.person_id IN (SELECT o.person_id FROM {source} WHERE {where})"
+            return f"NOT {found}" if node.negated else found
         source = _ORDER_LINES if products else "orders o"
         # Refund rows stay in an orders_placed aggregate for sum_amount (count skips them itself).
-        base = [_VALID_ORDER] if aggregates and not products else [_VALID_ORDER, _PURCHASE]
+        base = [_PERSON, _VALID_ORDER] + ([] if aggregates and not products else [_PURCHASE])
         where = " AND ".join(base + filters)
         if aggregates:
             # An aggregate without GROUP BY yields one row even when nothing matches, so
