@@ -72,9 +72,13 @@ _PURCHASE = "o.total >= 0"
 _ORDER_AMOUNT = "(o.total - o.refunded)"
 _LINES_OF_ORDER = "ON l.source = o.source AND l.order_key = o.key"
 _ORDER_LINES = f"orders o JOIN order_lines l {_LINES_OF_ORDER}"
-# Set-wise, CROSS JOIN keeps the orders outer, so a date filter narrows the pass before any line
-# is read (each line found through its primary key).
-_ALL_ORDER_LINES = f"orders o CROSS JOIN order_lines l {_LINES_OF_ORDER}"
+# Set-wise, CROSS JOIN pins the join order to what narrows the one pass: a date filter selects
+# orders before any of their lines is read (through the lines' primary key); filters on lines
+# alone are cheapest tested in one scan of the lines, looking up only the matching lines' orders.
+# At 1M people / 5M orders / 12M lines, CPU: category with date > -30d 0.9 s orders first against
+# 1.4 s lines first; category alone 1.4 s lines first against 4.7 s orders first.
+_ALL_ORDERS_THEN_LINES = f"orders o CROSS JOIN order_lines l {_LINES_OF_ORDER}"
+_ALL_LINES_THEN_ORDERS = f"order_lines l CROSS JOIN orders o {_LINES_OF_ORDER}"
 
 #: Text parameters: the SQL they read and whether they match case-insensitively.
 _TEXT_PARAMS = {
@@ -264,7 +268,11 @@ class _Compiler:
             # never NULL, so IN and NOT IN are two-valued: NOT MATCHES is the exact complement.
             # (One NULL in the set would make NOT IN unknown, i.e. false, for every non-member.)
             where = " AND ".join(["o.person_id IS NOT NULL", _VALID_ORDER, _PURCHASE, *filters])
-            source = _ALL_ORDER_LINES if products else "orders o"
+            source = "orders o"
+            if products:
+                dated = any(param.name == "date" for param in node.params)
+                source = (_ALL_ORDERS_THEN_LINES if dated or not filters
+                          else _ALL_LINES_THEN_ORDERS)
             found = f"pf.person_id IN (SELECT o.person_id FROM {source} WHERE {where})"
             return f"NOT {found}" if node.negated else found
         source = _ORDER_LINES if products else "orders o"

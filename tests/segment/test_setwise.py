@@ -153,7 +153,7 @@ def test_the_forms_differ_only_for_functions_without_aggregates() -> None:
     assert compile_query(plain, AS_OF, setwise=True) == compile_query(plain, AS_OF)
     where_all, _ = compile_query("products_purchased MATCHES (category = 'Mystery')", AS_OF,
                                  setwise=True)
-    assert where_all.startswith("pf.person_id IN (SELECT o.person_id FROM orders o ")
+    assert where_all.startswith("pf.person_id IN (SELECT o.person_id FROM ")
     assert "pf.person_id" not in where_all.removeprefix("pf.person_id")  # uncorrelated
 
 
@@ -209,3 +209,22 @@ def test_an_incremental_update_keeps_the_per_person_form(shop: Database) -> None
     # A set-wise subquery would read every order for the few people changed.
     assert "CORRELATED" in plan
     assert "LIST SUBQUERY" not in plan
+
+
+@pytest.mark.parametrize(("params", "outer"), [
+    ("category = 'Mystery', date > -1y", "SCAN o"),  # the date narrows the orders first
+    ("date > -30d", "SCAN o"),
+    ("", "SCAN o"),
+    ("category = 'Mystery'", "SCAN l"),  # only the matching lines' orders are looked up
+    ("tag = 'thriller', sku != 'x'", "SCAN l"),
+])
+def test_the_pass_starts_from_what_narrows_it(shop: Database, params: str, outer: str) -> None:
+    where_all, values = compile_query(f"products_purchased MATCHES ({params})", AS_OF,
+                                      setwise=True)
+    plan = shop.execute(
+        f"EXPLAIN QUERY PLAN SELECT pf.person_id FROM person_features pf WHERE {where_all}",
+        values).fetchall()
+    assert outer in [detail for _, _, _, detail in plan]
+    # Nothing runs per person: a correlated step (a tag's json_each runs per line) sits
+    # under the list subquery, never at the top (parent 0).
+    assert not [detail for _, parent, _, detail in plan if parent == 0 and "CORRELATED" in detail]
