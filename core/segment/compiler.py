@@ -36,8 +36,11 @@ compiles to one of two forms with the same members and the same parameters:
   ``pf.person_id IN (SELECT o.person_id FROM … WHERE …)``, one uncorrelated subquery that SQLite
   runs once, in one pass over the orders, into a set that each person is looked up in. Per person
   over a million people, the correlated form costs a million probes (most of a full evaluation's
-  time); set-wise over a few people it would scan every order for them. Functions with
-  aggregates keep the per-person form in both.
+  time); set-wise over a few people it would scan every order for them. With ``count`` the
+  subquery groups by person (``HAVING`` the counts), and people with no selected order, whose
+  count is 0, are members exactly when the condition holds at 0. ``sum_amount`` and
+  ``sum_quantity`` keep the per-person form in both: a float sum depends on the order its rows
+  are added in, which differs between the forms, so a sum at a boundary could differ.
 
 ``orders_placed MATCHES (…)``
     ``date``, ``amount`` (``o.total - o.refunded``), ``location`` and ``channel`` select orders;
@@ -95,6 +98,9 @@ _AGGREGATES = {
     "orders_placed": {"count": f"count(CASE WHEN {_PURCHASE} THEN 1 END)",
                       "sum_amount": f"coalesce(sum({_ORDER_AMOUNT}), 0)"},
 }
+
+#: Aggregates kept per person in the set-wise form (see :meth:`_Compiler.matches`).
+_SUMS = frozenset({"sum_quantity", "sum_amount"})
 
 # Text that looks like a number ("150", "-3.5", "1e3"): CSV sources store numbers as text.
 _NUMERIC_TEXT = "trim({v}) GLOB '*[0-9]*' AND trim({v}) NOT GLOB '*[^0-9.eE+-]*'"
@@ -253,9 +259,14 @@ class _Compiler:
     def matches(self, node: tree.Matches) -> str:
         filters: list[str] = []
         aggregates: list[str] = []
+        # Each aggregate's comparison for someone with no selected row (the aggregate is 0).
+        at_zero: list[str] = []
         for param in node.params:
             if param.name in _AGGREGATES[node.function]:
-                aggregates.append(self.param(_AGGREGATES[node.function][param.name], param))
+                sql = _AGGREGATES[node.function][param.name]
+                comparison = self.comparison(param, ("orders", sql))
+                aggregates.append(sql + comparison)
+                at_zero.append("0" + comparison)
             elif param.name in _ORDER_PARAMS:
                 filters.append(self.param(_ORDER_PARAMS[param.name], param))
             elif param.name == "tag":
@@ -263,22 +274,18 @@ class _Compiler:
             else:
                 filters.append(self.text_param(*_TEXT_PARAMS[node.function][param.name], param))
         products = node.function == "products_purchased"
-        if self.setwise and not aggregates:
-            # o.person_id IS NOT NULL keeps NULL out of the set, and pf.person_id (the rowid) is
-            # never NULL, so IN and NOT IN are two-valued: NOT MATCHES is the exact complement.
-            # (One NULL in the set would make NOT IN unknown, i.e. false, for every non-member.)
-            where = " AND ".join(["o.person_id IS NOT NULL", _VALID_ORDER, _PURCHASE, *filters])
-            source = "orders o"
-            if products:
-                dated = any(param.name == "date" for param in node.params)
-                source = (_ALL_ORDERS_THEN_LINES if dated or not filters
-                          else _ALL_LINES_THEN_ORDERS)
-            found = f"pf.person_id IN (SELECT o.person_id FROM {source} WHERE {where})"
+        # Refund rows stay in an orders_placed aggregate for sum_amount (count skips them itself).
+        base = [_VALID_ORDER] + ([] if aggregates and not products else [_PURCHASE])
+        # A sum is a float added up in the order the rows are read, which differs between the
+        # forms: at a boundary the last bit could differ, so sums stay per person. Counts are
+        # exact whatever the order.
+        if self.setwise and all(param.name not in _SUMS for param in node.params):
+            found = self.matches_all(node, " AND ".join(["o.person_id IS NOT NULL", *base,
+                                                         *filters]),
+                                     bool(filters), aggregates, at_zero)
             return f"NOT {found}" if node.negated else found
         source = _ORDER_LINES if products else "orders o"
-        # Refund rows stay in an orders_placed aggregate for sum_amount (count skips them itself).
-        base = [_PERSON, _VALID_ORDER] + ([] if aggregates and not products else [_PURCHASE])
-        where = " AND ".join(base + filters)
+        where = " AND ".join([_PERSON, *base, *filters])
         if aggregates:
             # An aggregate without GROUP BY yields one row even when nothing matches, so
             # "count = 0" holds for people without matching orders.
@@ -287,12 +294,39 @@ class _Compiler:
             found = f"EXISTS (SELECT 1 FROM {source} WHERE {where})"
         return f"NOT {found}" if node.negated else found
 
+    def matches_all(self, node: tree.Matches, where: str, filtered: bool, aggregates: list[str],
+                    at_zero: list[str]) -> str:
+        """The set-wise form of ``node`` (without its negation): one uncorrelated subquery.
+
+        ``o.person_id IS NOT NULL`` keeps NULL out of every set, and ``pf.person_id`` (the rowid)
+        is never NULL, so IN and NOT IN are two-valued and NOT MATCHES is the exact complement
+        (one NULL in a set would make NOT IN unknown, so false, for everyone outside it).
+        """
+        source = "orders o"
+        if node.function == "products_purchased":
+            dated = any(param.name == "date" for param in node.params)
+            source = _ALL_ORDERS_THEN_LINES if dated or not filtered else _ALL_LINES_THEN_ORDERS
+        selected = f"SELECT o.person_id FROM {source} WHERE {where}"
+        if not aggregates:
+            return f"pf.person_id IN ({selected})"
+        # The people with a selected row, grouped, have the counts the per-person form computes;
+        # everyone else has count 0. So when the conditions hold at 0 the members are everyone
+        # but those whose counts fail them, and otherwise those whose counts meet them.
+        having = " AND ".join(aggregates)
+        grouped = f"{selected} GROUP BY o.person_id HAVING"
+        return (f"(CASE WHEN {' AND '.join(at_zero)} "
+                f"THEN pf.person_id NOT IN ({grouped} NOT ({having})) "
+                f"ELSE pf.person_id IN ({grouped} {having}) END)")
+
     def param(self, sql: str, param: tree.Param) -> str:
-        against: tuple[Scope, str] = ("orders", sql)
+        return sql + self.comparison(param, ("orders", sql))
+
+    def comparison(self, param: tree.Param, against: tuple[Scope, str]) -> str:
+        """The operator and bound values of ``param`` (what follows the SQL it compares)."""
         if param.op == "BETWEEN":
             low, high = param.values
-            return f"{sql} BETWEEN {self.literal(low, against)} AND {self.literal(high, against)}"
-        return f"{sql} {param.op} {self.literal(param.values[0], against)}"
+            return f" BETWEEN {self.literal(low, against)} AND {self.literal(high, against)}"
+        return f" {param.op} {self.literal(param.values[0], against)}"
 
     def text_param(self, sql: str, fold_case: bool, param: tree.Param) -> str:
         values = [self.bind(v) for v in param.values]
