@@ -219,20 +219,27 @@ def test_an_incremental_update_keeps_the_per_person_form(shop: Database) -> None
     assert "LIST SUBQUERY" not in plan
 
 
-@pytest.mark.parametrize(("params", "outer"), [
-    ("category = 'Mystery', date > -1y", "SCAN o"),  # the date narrows the orders first
-    ("date > -30d", "SCAN o"),
-    ("", "SCAN o"),
-    ("category = 'Mystery'", "SCAN l"),  # only the matching lines' orders are looked up
-    ("tag = 'thriller', sku != 'x'", "SCAN l"),
+@pytest.mark.parametrize(("query", "outer"), [
+    # a date narrows the orders first
+    ("products_purchased MATCHES (category = 'Mystery', date > -1y)", "SCAN o"),
+    ("products_purchased MATCHES (date > -30d)", "SCAN o"),
+    ("products_purchased MATCHES ()", "SCAN o"),
+    # lines alone: only the matching lines' orders are looked up
+    ("products_purchased MATCHES (category = 'Mystery')", "SCAN l"),
+    ("products_purchased MATCHES (tag = 'thriller', sku != 'x', count > 1)", "SCAN l"),
+    # grouped by person, yet scanned, not walked through orders_person
+    ("orders_placed MATCHES (count >= 2)", "SCAN o"),
+    ("products_purchased MATCHES (date > -1y, count >= 2)", "SCAN o"),
+    ("orders_placed NOT MATCHES (channel = 'web')", "SCAN o"),
 ])
-def test_the_pass_starts_from_what_narrows_it(shop: Database, params: str, outer: str) -> None:
-    where_all, values = compile_query(f"products_purchased MATCHES ({params})", AS_OF,
-                                      setwise=True)
+def test_the_pass_is_one_scan_from_what_narrows_it(shop: Database, query: str,
+                                                   outer: str) -> None:
+    where_all, values = compile_query(query, AS_OF, setwise=True)
     plan = shop.execute(
         f"EXPLAIN QUERY PLAN SELECT pf.person_id FROM person_features pf WHERE {where_all}",
         values).fetchall()
     assert outer in [detail for _, _, _, detail in plan]
+    assert not [detail for _, _, _, detail in plan if "orders_person" in detail]
     # Nothing runs per person: a correlated step (a tag's json_each runs per line) sits
-    # under the list subquery, never at the top (parent 0).
+    # under a list subquery, never at the top (parent 0).
     assert not [detail for _, parent, _, detail in plan if parent == 0 and "CORRELATED" in detail]
