@@ -66,7 +66,7 @@ class CompiledSegment:
     ``where`` is the per-person form of the condition (:mod:`.compiler`), for evaluating a few
     people; ``where_all`` the set-wise form with the same members and the same ``params``, for
     evaluating everyone (:func:`_replace_members`, :func:`preview`). ``sql`` and the hash are
-    taken from ``where`` alone, so the faster form changed no stored hash.
+    taken from ``where`` alone, so adding the set-wise form changed no stored hash.
     ``definition_hash`` changes when the definition or its compiled SQL does, never with the
     as-of date, so an unchanged definition is recognisable from run to run.
     """

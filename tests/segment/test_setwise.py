@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from test_segments import create_person_features
 
 from segsync.core.segment.compiler import compile_query
-from segsync.core.segment.membership import materialise
+from segsync.core.segment.membership import compile_segment, materialise
 from segsync.core.settings import SegmentSettings
 from segsync.core.store import open_store
 
@@ -243,3 +243,19 @@ def test_the_pass_is_one_scan_from_what_narrows_it(shop: Database, query: str,
     # Nothing runs per person: a correlated step (a tag's json_each runs per line) sits
     # under a list subquery, never at the top (parent 0).
     assert not [detail for _, parent, _, detail in plan if parent == 0 and "CORRELATED" in detail]
+
+
+# Hashes stored by the code before the set-wise form: a stored segment must keep its hash, or the
+# first run after an upgrade would take its unchanged definition for a new one.
+@pytest.mark.parametrize(("query", "digest"), [
+    ("products_purchased MATCHES (category = 'Mystery', date > -1y)",
+     "995f15493af1f271f5b84f15c797e10c1b2b3ec4c962e1f09a860e63922648a3"),
+    ("orders_placed NOT MATCHES (count >= 2, date > -90d) OR amount_spent > 100",
+     "0ddedafddedb9494afca0ce5ed3dd760b40233f6a365981b702bcf54b3a81551"),
+    ("products_purchased MATCHES (tag IN ('a', 'b'), sum_quantity > 2)",
+     "58a756ad78f1cc9c649944265bc3691ccf17e47ab892346ff0aed9d69bb34651"),
+])
+def test_definition_hashes_are_those_stored_before(query: str, digest: str) -> None:
+    seg = compile_segment("s", SegmentSettings(query=query), AS_OF)
+    assert seg.definition_hash == digest
+    assert seg.where_all != seg.where or "sum_" in query
