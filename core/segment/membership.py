@@ -63,6 +63,10 @@ class CompiledSegment:
     ``sql`` selects ``person_id``: for query and template segments ``SELECT pf.person_id FROM
     person_features pf WHERE {where}`` with named ``params``; for SQL segments the user's
     statement (``where`` is None), which must run on a read-only connection.
+    ``where`` is the per-person form of the condition (:mod:`.compiler`), for evaluating a few
+    people; ``where_all`` the set-wise form with the same members and the same ``params``, for
+    evaluating everyone (:func:`_replace_members`, :func:`preview`). ``sql`` and the hash are
+    taken from ``where`` alone, so adding the set-wise form changed no stored hash.
     ``definition_hash`` changes when the definition or its compiled SQL does, never with the
     as-of date, so an unchanged definition is recognisable from run to run.
     """
@@ -78,6 +82,8 @@ class CompiledSegment:
     #: The parameters holding relative dates, with what each is compared with (see
     #: :func:`.compiler.moving_dates`).
     moving: dict[str, tuple[Scope, str]] = field(default_factory=dict)
+    #: ``where`` compiled set-wise; None for SQL segments.
+    where_all: str | None = None
 
 
 def compile_segment(
@@ -105,6 +111,7 @@ def compile_segment(
     try:
         query = parse(text)
         where, params = compile_query(query, as_of)
+        where_all, _ = compile_query(query, as_of, setwise=True)  # the same params
         moving = moving_dates(query, as_of)
     except QueryError as exc:
         raise QueryError(f"segment {name!r}: {exc.reason}", exc.query, exc.position) from exc
@@ -112,7 +119,7 @@ def compile_segment(
     # The canonical query ignores layout and keyword case; the SQL text holds no dates (they are
     # parameters), so the hash is as-of independent yet changes when compilation does.
     digest = _hash({"kind": kind, **definition, "query": query.canonical, "sql": sql})
-    return CompiledSegment(name, kind, sql, where, params, digest, text, moving)
+    return CompiledSegment(name, kind, sql, where, params, digest, text, moving, where_all)
 
 
 def _hash(definition: dict[str, Any]) -> str:
@@ -272,13 +279,14 @@ def _update_members(db: Database, seg: CompiledSegment, changed: str,
 
 
 def _replace_members(db: Database, seg: CompiledSegment) -> int:
-    """Evaluate the segment over everyone and write only the members who came or went."""
+    """Evaluate the segment over everyone (set-wise) and write only the members who came or
+    went."""
     db.execute("DROP TABLE IF EXISTS temp._seg_members")
     db.execute("CREATE TEMP TABLE _seg_members (person_id INTEGER PRIMARY KEY)")
     try:
         size = db.execute(
             "INSERT INTO temp._seg_members "
-            f"SELECT pf.person_id FROM person_features pf WHERE {seg.where}", seg.params,
+            f"SELECT pf.person_id FROM person_features pf WHERE {seg.where_all}", seg.params,
         ).rowcount
         db.execute("DELETE FROM segment_members WHERE segment = ? AND person_id NOT IN "
                    "(SELECT person_id FROM temp._seg_members)", [seg.name])
@@ -383,11 +391,11 @@ def preview(
     """
     compiled = compile_segment(name, seg, as_of, templates)
     columns = ", ".join(f"pf.{BY_NAME[c].sql_column} AS {c}" for c in PREVIEW_COLUMNS)
-    if compiled.where is not None:
+    if compiled.where_all is not None:
         params = {**compiled.params, "limit": limit}
-        size = db.execute(f"SELECT count(*) FROM person_features pf WHERE {compiled.where}",
+        size = db.execute(f"SELECT count(*) FROM person_features pf WHERE {compiled.where_all}",
                           params).fetchone()[0]
-        rows = db.execute(f"SELECT {columns} FROM person_features pf WHERE {compiled.where} "
+        rows = db.execute(f"SELECT {columns} FROM person_features pf WHERE {compiled.where_all} "
                           "ORDER BY pf.person_id LIMIT :limit", params).fetchall()
     else:
         # The newline before ")" keeps a trailing "-- comment" in the user's SQL from eating it.

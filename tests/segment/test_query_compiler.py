@@ -130,8 +130,8 @@ def db() -> Database:
     return store
 
 
-def members(db: Database, query: str) -> set[str]:
-    where, params = compile_query(query, AS_OF)
+def members(db: Database, query: str, *, setwise: bool = False) -> set[str]:
+    where, params = compile_query(query, AS_OF, setwise=setwise)
     rows = db.execute(f"SELECT pf.person_id FROM person_features pf WHERE {where}", params)
     return {PEOPLE[pid] for (pid,) in rows}
 
@@ -282,9 +282,11 @@ CASES: list[tuple[str, str]] = [
 ]
 
 
+@pytest.mark.parametrize("setwise", [False, True], ids=["per-person", "set-wise"])
 @pytest.mark.parametrize(("query", "expected"), CASES, ids=[c[0][:70] for c in CASES])
-def test_query_selects_the_expected_people(db: Database, query: str, expected: str) -> None:
-    assert members(db, query) == set(expected)
+def test_query_selects_the_expected_people(db: Database, query: str, expected: str,
+                                           setwise: bool) -> None:
+    assert members(db, query, setwise=setwise) == set(expected)
 
 
 def test_boolean_catalog_attributes_compare_as_integers(db: Database) -> None:
@@ -402,3 +404,4 @@ def _expected(tree: tuple[Any, ...]) -> set[str]:
 @given(tree=_trees)
 def test_random_boolean_trees_agree_with_set_algebra(db: Database, tree: tuple[Any, ...]) -> None:
     assert members(db, _render(tree, 0)) == _expected(tree)
+    assert members(db, _render(tree, 0), setwise=True) == _expected(tree)
