@@ -410,9 +410,21 @@ def spend_tiers(values: FloatArray) -> np.ndarray:
     never exceed their shares.
     """
     n = values.size
-    ordered = np.sort(values)
-    at_least = n - np.searchsorted(ordered, values, side="left")
-    at_most = np.searchsorted(ordered, values, side="right")
+    # From one sort: for each run of equal values in sorted order, who is before its start and
+    # who up to its end (NaNs, sorted last, are one run). Looking every value up in the sorted
+    # array instead took a second at a million buyers.
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts_run = np.ones(n, dtype=bool)
+    starts_run[1:] = (ordered[1:] != ordered[:-1]) & ~(np.isnan(ordered[1:])
+                                                        & np.isnan(ordered[:-1]))
+    run = np.cumsum(starts_run) - 1
+    starts = np.flatnonzero(starts_run)
+    ends = np.append(starts[1:], n)
+    at_least = np.empty(n, dtype=np.intp)
+    at_least[order] = n - starts[run]
+    at_most = np.empty(n, dtype=np.intp)
+    at_most[order] = ends[run]
     tiers = np.full(n, "MEDIUM", dtype=object)
     tiers[at_most <= TIER_LOW_SHARE * n] = "LOW"
     tiers[at_least <= TIER_HIGH_SHARE * n] = "HIGH"
