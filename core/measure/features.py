@@ -98,11 +98,23 @@ _IS_ORDER = "o.total >= 0"
 #: The orders a full build reads: the whole table in table order.
 _ALL_ORDERS = "orders AS o NOT INDEXED"
 
-#: The orders of the people in table {people} (a column ``person_id``), by index, delivered in
-#: table order: each person's amounts are summed in the order a full build sums them, so the
-#: floating-point sums come out the same to the last bit.
-_ORDERS_OF = ("(SELECT o.* FROM {people} AS r CROSS JOIN orders AS o "
-              "ON o.person_id = r.person_id ORDER BY o.rowid) AS o")
+#: The valid orders of the people in table {people} (a column ``person_id``), found by index
+#: once and kept in ``temp._pf_own_orders`` for the three passes, each of which would otherwise
+#: look every order up again. Keyed by (person, rowid), so the passes read each person's orders
+#: in table order and group them without a sort: every amount is summed in the order a full
+#: build sums it, and the floating-point sums come out the same to the last bit. The columns
+#: are those the passes read.
+_OWN_ORDERS = f"""
+INSERT INTO temp._pf_own_orders
+SELECT o.person_id, o.rowid, o.source, o.key, o.order_date, o.total, o.refunded,
+    o.cancelled_at, o.test, o.location
+FROM {{people}} AS r CROSS JOIN orders AS o ON o.person_id = r.person_id
+WHERE {_VALID}
+ORDER BY o.person_id, o.rowid
+"""
+
+#: What the passes read for a subset (see :data:`_OWN_ORDERS`).
+_ORDERS_OF = "(SELECT * FROM temp._pf_own_orders) AS o"
 
 
 def _window_aggregates() -> str:
@@ -223,6 +235,13 @@ _SCORED_TEMP_TABLES = {
     "_pf_line_groups": "person_id INTEGER, k TEXT, category TEXT, amount REAL,"
     " PRIMARY KEY (person_id, k)",
     "_pf_top": "person_id INTEGER PRIMARY KEY, top_category TEXT, top_category_share REAL",
+}
+
+#: With ``people``, their orders (see :data:`_OWN_ORDERS`).
+_OWN_ORDERS_TABLE = {
+    "_pf_own_orders": "person_id INTEGER, order_rowid INTEGER, source TEXT, key TEXT,"
+    " order_date TEXT, total REAL, refunded REAL, cancelled_at TEXT, test INTEGER,"
+    " location TEXT, PRIMARY KEY (person_id, order_rowid)",
 }
 
 # A raw JSON array made sorted, distinct and free of NULL and ''. It reads only the row's own
@@ -358,6 +377,9 @@ def gather(db: Database, as_of: dt.date, *, people: str | None = None,
     else:
         _create_temp(db, {**_SCORED_TEMP_TABLES, "_pf_orders": _TEMP_TABLES["_pf_orders"]
                           + "".join(f", {name} INTEGER" for name in counts)})
+    if people is not None:
+        _create_temp(db, _OWN_ORDERS_TABLE)
+        db.execute(_OWN_ORDERS.format(people=people), params)
     db.execute(_ORDERS.format(orders=orders, counts="".join(
         f",\n    {aggregate}" for aggregate in (counts or {}).values())), params)
     db.conn.create_function("segsync_median_gap", 1, lambda dates: _order_gaps(dates)[0],
@@ -381,7 +403,7 @@ def release(db: Database) -> None:
     secure = db.execute("PRAGMA temp.secure_delete").fetchone()[0]
     db.execute("PRAGMA temp.secure_delete = 0")
     try:
-        for name in _SCORED_TEMP_TABLES:
+        for name in {**_SCORED_TEMP_TABLES, **_OWN_ORDERS_TABLE}:
             db.execute(f"DROP TABLE IF EXISTS temp.{name}")
     finally:
         db.execute(f"PRAGMA temp.secure_delete = {int(secure)}")
@@ -390,7 +412,7 @@ def release(db: Database) -> None:
 def _create_temp(db: Database, tables: dict[str, str]) -> None:
     for name, spec in tables.items():
         db.execute(f"DROP TABLE IF EXISTS temp.{name}")
-        rowid = " WITHOUT ROWID" if name == "_pf_line_groups" else ""
+        rowid = " WITHOUT ROWID" if name in ("_pf_line_groups", "_pf_own_orders") else ""
         db.execute(f"CREATE TEMP TABLE {name} ({spec}){rowid}")
 
 

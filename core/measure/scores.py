@@ -262,9 +262,10 @@ def build_features(db: Database, as_of: dt.date, scoring: ScoringSettings,
 
     Without ``people`` the whole table is built as ``person_features_new`` and swapped in within
     one transaction (a reader sees the old table or the new one); returns :func:`summary`. With
-    ``people``, the name of a table of ``person_id``s, only their rows are deleted and built
-    again, their orders reached by index; the :data:`GLOBAL_COLUMNS` of those rows are left for
-    :func:`rescore` to fill, since they depend on everyone; returns ``{"rebuilt": rows}``.
+    ``people``, the name of a table of ``person_id``s, only their rows are built again (and
+    removed for ids no longer in ``people``), their orders reached by index; the
+    :data:`GLOBAL_COLUMNS` of those rows are left NULL for :func:`rescore` to fill, since they
+    depend on everyone; returns ``{"rebuilt": rows}``.
     """
     counts = order_counts(scoring)
     params = {**features.feature_params(as_of), **score_params(as_of, scoring)}
@@ -281,12 +282,17 @@ def build_features(db: Database, as_of: dt.date, scoring: ScoringSettings,
     columns += [("attributes", "TEXT", "pf.attributes")]
     columns += [(name, features.column_type(name), scores[name]) for name in SCORE_COLUMNS]
     if people is None:
-        source, target = "people AS p", "person_features_new"
+        source, target = "people AS p", "INTO person_features_new"
     else:
         source = f"{people} AS r CROSS JOIN people AS p ON p.id = r.person_id"
-        target = "person_features"
+        # Each row replaced in place, its page read once (a DELETE first read every page
+        # twice). The global columns are rescore's: computing them here (the lifecycle stage
+        # looks orders up again) would be thrown away.
+        target = "OR REPLACE INTO person_features"
+        columns = [(name, sql_type, "NULL" if name in GLOBAL_COLUMNS else expression)
+                   for name, sql_type, expression in columns]
     insert = f"""
-        INSERT INTO {target} ({", ".join(name for name, _, _ in columns)})
+        INSERT {target} ({", ".join(name for name, _, _ in columns)})
         SELECT {", ".join(expression for _, _, expression in columns)}
         FROM (
             SELECT {", ".join(inner)}
@@ -303,8 +309,9 @@ def build_features(db: Database, as_of: dt.date, scoring: ScoringSettings,
             features.gather(db, as_of, people=people, counts=counts, params=params)
             if people is not None:
                 db.execute(f"DELETE FROM person_features WHERE person_id IN "
-                           f"(SELECT person_id FROM {people})")
-                return {"rebuilt": db.execute(insert, {**params, "shop_gap": None}).rowcount}
+                           f"(SELECT r.person_id FROM {people} AS r WHERE NOT EXISTS "
+                           f"(SELECT 1 FROM people AS p WHERE p.id = r.person_id))")
+                return {"rebuilt": db.execute(insert, params).rowcount}
             rank(db, scoring, _GATHERED_ORDERS, params)
             params["shop_gap"] = shop_gap(db, _GATHERED_GAPS)
             db.execute("DROP TABLE IF EXISTS person_features_new")
