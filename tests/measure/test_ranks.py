@@ -1,4 +1,5 @@
-"""The rank pass (:func:`segsync.core.measure.scores.rank`) equals the window-function definition.
+"""The rank pass (:func:`segsync.core.measure.scores.rank`) and the shop-wide gap
+(:func:`~segsync.core.measure.scores.shop_gap`) equal their window-function definitions.
 
 The rank pass counts the buyers below each value (a GROUP BY and a running sum, then a look-up
 per buyer) instead of sorting every buyer once per score; a wrong running sum, an off-by-one
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlite_utils import Database
 
-from segsync.core.measure.scores import drop_temp, prepare_ranks, rank, score_params
+from segsync.core.measure.scores import drop_temp, prepare_ranks, rank, score_params, shop_gap
 from segsync.core.settings import ScoringSettings
 
 # score = 1 + floor(5 * below / n), below = RANK() - 1, over the buyers; the usage share over
@@ -96,3 +97,25 @@ def test_the_rank_pass_equals_the_window_definition(rows, scoring):
         "SELECT name FROM temp.sqlite_master WHERE type = 'table' ORDER BY 1")] == [
         "_sc_ranks", "_sc_rfm_map"]  # the pass leaves only its result behind
     drop_temp(db)
+
+
+# The median by position in the sorted gaps, as the window form had it.
+MEDIAN = """
+WITH g AS (
+    SELECT median_order_gap_days AS gap,
+        row_number() OVER (ORDER BY median_order_gap_days) AS rn, count(*) OVER () AS n
+    FROM gaps WHERE median_order_gap_days IS NOT NULL
+)
+SELECT avg(gap) FROM g WHERE rn IN ((n + 1) / 2, (n + 2) / 2)
+"""
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from([0.5, 1.0, 3.0, 7.5, 30.0, 0.1])),
+                max_size=30))
+def test_the_shop_gap_is_the_median_by_position(gaps):
+    """Odd and even counts, middles inside one tie group or across two, none at all."""
+    db = Database(memory=True)
+    db.execute("CREATE TABLE gaps (median_order_gap_days REAL)")
+    db.conn.executemany("INSERT INTO gaps VALUES (?)", [(g,) for g in gaps])
+    assert shop_gap(db, "gaps") == db.execute(MEDIAN).fetchone()[0]
