@@ -128,8 +128,8 @@ _TEMP_NAMES = ("_sc_rfm_map", "_sc_ranks")
 
 # The ranks are counts, not window sorts: a buyer's ``RANK() - 1`` over a column is the number
 # of buyers with a strictly smaller value, so each ranked column is grouped by value once (a few
-# hundred order dates, a score of order counts; amount_spent, nearly all distinct, is the one big
-# sort) and a running sum over the groups gives every value its count below; each buyer then
+# hundred order dates, a few dozen order counts; amount_spent, nearly all distinct, is the one
+# big sort) and a running sum over the groups gives every value its count below; each buyer then
 # looks its values up. Where the window form sorted every buyer four times over, carrying every
 # column it needed through each sort, and inserted the ranks in the last sort's order, this
 # reads the features once into a narrow table (``_sc_buyers``, declared with person_features'
