@@ -8,10 +8,10 @@ and the BG/NBD predictions of :mod:`.predict` when they exist for the as-of date
 
 This module holds the scores' SQL; :func:`build_features` computes them in the same
 build as the features (the per-person order and line counts they need are folded into the
-features' own passes, the ranks are one window pass over the buyers), so a full build writes
-``person_features`` once; :func:`rescore` recomputes, over the stored rows, the
-scores that depend on the whole population or on the as-of date alone (the incremental
-refresh's global pass).
+features' own passes; the ranks are counts of the buyers below each value, from one narrow read
+of the buyers, not window sorts), so a full build writes ``person_features`` once;
+:func:`rescore` recomputes, over the stored rows, the scores that depend on the whole
+population or on the as-of date alone (the incremental refresh's global pass).
 
 Definitions and decisions (tests/test_scores.py holds a case for each):
 
@@ -126,51 +126,79 @@ _TEMP_TABLES = (
 )
 _TEMP_NAMES = ("_sc_rfm_map", "_sc_ranks")
 
-# Integer arithmetic throughout, so a share exactly on a boundary is never lost to rounding.
-# {features} is a table or subquery with person_features' columns of the same names. The
-# number of buyers (:buyers) and of those with an order in the last year (:year_buyers) are
-# counted first and bound: as count(*) OVER windows they cost two more passes that buffer
-# every buyer's row.
+# The ranks are counts, not window sorts: a buyer's ``RANK() - 1`` over a column is the number
+# of buyers with a strictly smaller value, so each ranked column is grouped by value once (a few
+# hundred order dates, a few dozen order counts; amount_spent, nearly all distinct, is the one
+# big sort) and a running sum over the groups gives every value its count below; each buyer then
+# looks its values up. Where the window form sorted every buyer four times over, carrying every
+# column it needed through each sort, and inserted the ranks in the last sort's order, this
+# reads the features once into a narrow table (``_sc_buyers``, declared with person_features'
+# types, so the values ranked are the values stored), groups it, and writes the ranks in
+# person_id order. Integer arithmetic throughout, so a share exactly on a boundary is never lost
+# to rounding. {features} is a table or subquery with person_features' columns of the same names.
+_RANKED_BY = {column: features.column_type(column) for column in (
+    "last_order_date", "number_of_orders", "amount_spent", "orders_last_365d", "spent_last_365d")}
+
+_BUYERS = """INSERT INTO temp._sc_buyers ({columns})
+SELECT {columns} FROM {features} WHERE number_of_orders > 0"""
+
+# One row per distinct value of {column} among the buyers {where}: how many are strictly below.
+# Buyers' ranked columns are never null (the features coalesce them), which a WITHOUT ROWID
+# primary key would refuse rather than rank.
+_BELOW = """INSERT INTO temp._sc_below_{column}
+SELECT {column}, sum(count(*)) OVER (ORDER BY {column}) - count(*)
+FROM temp._sc_buyers {where} GROUP BY {column}"""
+
+# CROSS JOIN keeps the buyers the outer loop, read in person_id order.
 _RANKS = """
 INSERT INTO temp._sc_ranks
 SELECT w.person_id, w.r, w.f, w.m, w.r || w.f || w.m, map.rfm_group, w.spend_percentile,
     w.usage_tier
 FROM (
-    SELECT person_id,
-        1 + 5 * (rank() OVER (ORDER BY last_order_date) - 1) / :buyers AS r,
-        1 + 5 * (rank() OVER (ORDER BY number_of_orders) - 1) / :buyers AS f,
-        1 + 5 * (rank() OVER (ORDER BY amount_spent) - 1) / :buyers AS m,
-        100.0 * (rank() OVER (ORDER BY amount_spent) - 1) / :buyers AS spend_percentile,
-        CASE WHEN orders_last_365d > 0 THEN {usage} END AS usage_tier
-    FROM {features}
-    WHERE number_of_orders > 0
-    WINDOW year_buyers AS (PARTITION BY orders_last_365d > 0)
+    SELECT b.person_id,
+        1 + 5 * r.below / :buyers AS r,
+        1 + 5 * f.below / :buyers AS f,
+        1 + 5 * m.below / :buyers AS m,
+        100.0 * m.below / :buyers AS spend_percentile,
+        CASE WHEN b.orders_last_365d > 0 THEN {usage} END AS usage_tier
+    FROM temp._sc_buyers AS b
+    CROSS JOIN temp._sc_below_last_order_date AS r ON r.last_order_date = b.last_order_date
+    CROSS JOIN temp._sc_below_number_of_orders AS f ON f.number_of_orders = b.number_of_orders
+    CROSS JOIN temp._sc_below_amount_spent AS m ON m.amount_spent = b.amount_spent
+    {usage_join}
 ) AS w
 LEFT JOIN temp._sc_rfm_map AS map ON map.cell = w.r || w.f || w.m
 """
 
-_BUYERS = """SELECT count(*), count(*) FILTER (WHERE orders_last_365d > 0)
-FROM {features} WHERE number_of_orders > 0"""
-
+# Share mode ranks the basis among the year's buyers only (those with an order in the last
+# 365 days), as ``u.below``; fixed mode compares the basis itself.
 _USAGE_SHARE = """CASE
-            WHEN 100 * (rank() OVER (year_buyers ORDER BY {basis}) - 1)
-                >= (100 - :heavy_percent) * :year_buyers THEN 'HEAVY'
-            WHEN 100 * (rank() OVER (year_buyers ORDER BY {basis}) - 1)
-                >= (100 - :heavy_percent - :medium_percent) * :year_buyers
+            WHEN 100 * u.below >= (100 - :heavy_percent) * :year_buyers THEN 'HEAVY'
+            WHEN 100 * u.below >= (100 - :heavy_percent - :medium_percent) * :year_buyers
                 THEN 'MEDIUM'
             ELSE 'LIGHT' END"""
-_USAGE_FIXED = """CASE WHEN {basis} >= :heavy_min THEN 'HEAVY'
-            WHEN {basis} >= :medium_min THEN 'MEDIUM' ELSE 'LIGHT' END"""
+_USAGE_SHARE_JOIN = ("LEFT JOIN temp._sc_below_{basis} AS u "
+                     "ON u.{basis} = b.{basis} AND b.orders_last_365d > 0")
+_USAGE_FIXED = """CASE WHEN b.{basis} >= :heavy_min THEN 'HEAVY'
+            WHEN b.{basis} >= :medium_min THEN 'MEDIUM' ELSE 'LIGHT' END"""
 _USAGE_BASIS = {"orders": "orders_last_365d", "spend": "spent_last_365d"}
 
-# The median of the per-person median gaps: the usual gap of a 1-order-date customer.
+# The median of the per-person median gaps: the usual gap of a 1-order-date customer. The
+# values at the middle positions ((n + 1) / 2 and (n + 2) / 2, one position when n is odd) are
+# found in the running counts of the distinct gaps (a few hundred): a row_number() window with a
+# count(*) OVER () sorted and buffered every buyer's row.
 _SHOP_GAP = """
 WITH g AS (
-    SELECT median_order_gap_days AS gap,
-        row_number() OVER (ORDER BY median_order_gap_days) AS rn, count(*) OVER () AS n
+    SELECT median_order_gap_days AS gap, count(*) AS n,
+        sum(count(*)) OVER (ORDER BY median_order_gap_days) AS upto
     FROM {features} WHERE median_order_gap_days IS NOT NULL
+    GROUP BY median_order_gap_days
+), middle AS (
+    SELECT (max(upto) + 1) / 2 AS position FROM g
+    UNION SELECT (max(upto) + 2) / 2 FROM g
 )
-SELECT avg(gap) FROM g WHERE rn IN ((n + 1) / 2, (n + 2) / 2)
+SELECT avg(g.gap) FROM middle JOIN g ON g.upto - g.n < middle.position
+    AND middle.position <= g.upto
 """
 
 # The order date before the latest one (the LAG over distinct order dates at the latest) is
@@ -258,7 +286,7 @@ def build_features(db: Database, as_of: dt.date, scoring: ScoringSettings,
     """Build ``person_features`` as of ``as_of``: the features of :mod:`.features`, the scores
     and, when ``person_predictions`` was written for ``as_of`` (and ``predictions`` and
     ``scoring.predictions`` allow), the predictions, from one pass over the orders and one over
-    their lines (:func:`.features.gather`), one window pass ranking the buyers, and one INSERT.
+    their lines (:func:`.features.gather`), one ranking pass over the buyers, and one INSERT.
 
     Without ``people`` the whole table is built as ``person_features_new`` and swapped in within
     one transaction (a reader sees the old table or the new one); returns :func:`summary`. With
@@ -351,23 +379,24 @@ def rescore(db: Database, as_of: dt.date, scoring: ScoringSettings) -> None:
     joins = "LEFT JOIN temp._sc_ranks AS r ON r.person_id = pf.person_id"
     if joined:
         joins += " LEFT JOIN person_predictions AS pp ON pp.person_id = pf.person_id"
+    names = list(columns)
     try:
         prepare_ranks(db, scoring)
         rank(db, scoring, "person_features", params)
-        db.execute("DROP TABLE IF EXISTS temp._sc_global")
-        db.execute(f"CREATE TEMP TABLE _sc_global AS SELECT pf.person_id, "
-                   f"{', '.join(f'{sql} AS {name}' for name, sql in columns.items())} "
-                   f"FROM person_features AS pf {joins} ORDER BY pf.person_id", params)
-        names = list(columns)
+        # One statement, no temp table of every row's new values: SQLite flattens the subquery
+        # into one scan of the rows in rowid order (the self-join is a rowid seek onto the page
+        # just read) and buffers only the rows whose values move.
         db.execute(
             f"""UPDATE person_features SET {', '.join(f'{n} = g.{n}' for n in names)}
-            FROM temp._sc_global AS g WHERE g.person_id = person_features.person_id
-            AND ({', '.join(f'person_features.{n}' for n in names)})
-                IS NOT ({', '.join(f'g.{n}' for n in names)})"""
-        )
+            FROM (
+                SELECT pf.person_id, {', '.join(f'{sql} AS {n}' for n, sql in columns.items())}
+                FROM person_features AS pf {joins}
+            ) AS g
+            WHERE g.person_id = person_features.person_id
+                AND ({', '.join(f'person_features.{n}' for n in names)})
+                    IS NOT ({', '.join(f'g.{n}' for n in names)})""", params)
     finally:
         drop_temp(db)
-        db.execute("DROP TABLE IF EXISTS temp._sc_global")
 
 
 def prepare_ranks(db: Database, scoring: ScoringSettings) -> None:
@@ -386,10 +415,30 @@ def rank(db: Database, scoring: ScoringSettings, features: str, params: dict[str
     ``person_features``' ``person_id``, ``number_of_orders``, ``last_order_date``,
     ``amount_spent``, ``orders_last_365d`` and ``spent_last_365d``) into ``temp._sc_ranks``:
     the RFM scores and group, the spend percentile and the usage tier. Row order does not
-    matter: ties share a rank."""
-    buyers, year_buyers = db.execute(_BUYERS.format(features=features)).fetchone()
-    db.execute(_RANKS.format(usage=_usage(scoring), features=features),
-               {**params, "buyers": buyers, "year_buyers": year_buyers})
+    matter: ties share a rank (the comment on ``_RANKED_BY`` says how)."""
+    basis = _USAGE_BASIS[scoring.usage_basis]
+    ranked = {"last_order_date": "", "number_of_orders": "", "amount_spent": ""}
+    if scoring.usage_mode == "share":
+        ranked[basis] = "WHERE orders_last_365d > 0"
+    tables = ["_sc_buyers", *(f"_sc_below_{column}" for column in ranked)]
+    try:
+        db.execute("CREATE TEMP TABLE _sc_buyers (person_id INTEGER PRIMARY KEY, "
+                   + ", ".join(f"{c} {t}" for c, t in _RANKED_BY.items()) + ")")
+        db.execute(_BUYERS.format(columns=", ".join(["person_id", *_RANKED_BY]),
+                                  features=features))
+        for column, where in ranked.items():
+            db.execute(f"CREATE TEMP TABLE _sc_below_{column} ({column} {_RANKED_BY[column]} "
+                       "PRIMARY KEY, below INTEGER NOT NULL) WITHOUT ROWID")
+            db.execute(_BELOW.format(column=column, where=where))
+        buyers, year_buyers = db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE orders_last_365d > 0) "
+            "FROM temp._sc_buyers").fetchone()
+        db.execute(_RANKS.format(usage=_usage(scoring), usage_join=(
+            _USAGE_SHARE_JOIN.format(basis=basis) if scoring.usage_mode == "share" else "")),
+                   {**params, "buyers": buyers, "year_buyers": year_buyers})
+    finally:
+        for table in tables:
+            db.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 
 def shop_gap(db: Database, features: str) -> float | None:
