@@ -21,7 +21,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 from scipy.special import expit, hyp2f1
@@ -225,6 +225,7 @@ def test_predictions_move_the_expected_ways(r, alpha, a, b, history, factor):
 
 @settings(max_examples=60, deadline=None)
 @given(st.floats(0.05, 5), st.floats(0.5, 50), st.floats(1e-3, 0.999), histories)
+@example(1.0, 1.0, 0.001, (110, 281, 281, 0.125))  # found by a run: the floor of arithmetic
 def test_predictions_approach_the_limit_continuously_as_a_and_b_grow(r, alpha, mu, history):
     x, t_x, T, t = history
     assume(t / (alpha + T) < 100)
@@ -234,9 +235,11 @@ def test_predictions_approach_the_limit_continuously_as_a_and_b_grow(r, alpha, m
     errors = [abs(float(model(r=r, alpha=alpha, a=n * mu, b=n * (1 - mu)).expected_purchases(
         t, x, t_x, T)) - limit) / limit for n in 10.0 ** np.arange(4, 13)]
     # The gap to the limit shrinks with every tenfold a + b (no jump where a formula would
-    # switch) and is within 1e-6 by a + b = 1e12.
+    # switch) and is within 1e-6 by a + b = 1e12. Past a + b = 1e10 it reaches the floor of
+    # the arithmetic, where it wanders by a few 1e-10 (r = alpha = 1, mu = 0.001, history
+    # (110, 281, 281, 0.125): 1.0e-10 at 1e10, then 2.0e-10): a jump is orders larger.
     for bigger, smaller in zip(errors[1:], errors[:-1], strict=True):
-        assert bigger <= smaller + 1e-10
+        assert bigger <= smaller + 1e-9
     assert errors[-1] <= 1e-6
 
 
